@@ -1,0 +1,24 @@
+"""Configuration: servers.yaml, profiles.yaml and paths, validated once at start."""
+
+from orchestrator_mcp.config.loader import Config, ConfigError, find_config_dir, load_config
+from orchestrator_mcp.config.models import (
+    GatewaySettings,
+    ProfileConfig,
+    ServerConfig,
+    ServersFile,
+    ToolFilter,
+)
+from orchestrator_mcp.config.paths import resolve_data_dir
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "GatewaySettings",
+    "ProfileConfig",
+    "ServerConfig",
+    "ServersFile",
+    "ToolFilter",
+    "find_config_dir",
+    "load_config",
+    "resolve_data_dir",
+]

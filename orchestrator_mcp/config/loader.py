@@ -1,0 +1,187 @@
+"""Reading servers.yaml / profiles.yaml: YAML, `${VAR}` interpolation, readable errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from orchestrator_mcp.config.models import ProfilesFile, ServersFile
+
+SERVERS_FILE = "servers.yaml"
+PROFILES_FILE = "profiles.yaml"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first at line {seen[key] + 1}); "
+                    "each name may appear once — rename or merge the entries",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person who edits the file."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    servers: ServersFile
+    profiles: ProfilesFile
+    config_dir: Path | None
+    servers_path: Path | None
+    profiles_path: Path | None
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif not str(item).startswith(("function-", "tagged-union")):
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _fix_for(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "remove it or fix its spelling (unknown keys are not ignored)"
+    if kind == "missing":
+        return "add this key"
+    if kind in ("value_error", "assertion_error"):
+        return ""
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"give a value of the right type ({error['msg'].lower()})"
+    return ""
+
+
+def format_validation_error(path: str, exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        msg = error["msg"].removeprefix("Value error, ")
+        fix = _fix_for(error)
+        line = f"{path}: {_key_path(error['loc'])}: {msg}"
+        problems.append(f"{line} — fix: {fix}" if fix else line)
+    return problems
+
+
+def interpolate(value: Any, path: str, where: str = "", missing: list[str] | None = None) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree."""
+    missing = [] if missing is None else missing
+    if isinstance(value, dict):
+        return {k: interpolate(v, path, f"{where}.{k}" if where else str(k), missing)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, path, f"{where}[{i}]", missing) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        missing.append(
+            f"{path}: {where}: environment variable {name} is not set — fix: export it, "
+            f"or write ${{{name}:-default}}"
+        )
+        return ""
+
+    return _VAR.sub(substitute, value)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path}: invalid YAML{where}: {problem}"]) from None
+
+
+def load_file(path: Path | None, model: type[Model]) -> Model:
+    if path is None:
+        return model()
+    data = _read_yaml(path)
+    if data is None:
+        return model()
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys, not a "
+                           f"{type(data).__name__}"])
+    missing: list[str] = []
+    data = interpolate(data, str(path), missing=missing)
+    try:
+        loaded = model.model_validate(data)
+    except ValidationError as exc:
+        problems = format_validation_error(str(path), exc)
+        if "mcpServers" in data:
+            problems = [p.replace(f"{path}: servers", f"{path}: mcpServers", 1) for p in problems]
+        raise ConfigError(missing + problems) from None
+    if missing:
+        raise ConfigError(missing)
+    return loaded
+
+
+def find_config_dir(explicit: Path | None) -> Path | None:
+    """`--config-dir`, else the current directory if it has a config file, else the user dir."""
+    if explicit is not None:
+        if not explicit.is_dir():
+            raise ConfigError([f"--config-dir {explicit}: not a directory — fix: create it or "
+                               "point at the folder holding servers.yaml"])
+        return explicit
+    from orchestrator_mcp.config.paths import user_config_dir
+
+    for candidate in (Path.cwd(), user_config_dir()):
+        if (candidate / SERVERS_FILE).is_file() or (candidate / PROFILES_FILE).is_file():
+            return candidate
+    return None
+
+
+def load_config(config_dir: Path | None) -> Config:
+    """Load and validate both files; every problem found is reported at once."""
+    servers_path = profiles_path = None
+    if config_dir is not None:
+        servers_path = config_dir / SERVERS_FILE if (config_dir / SERVERS_FILE).is_file() else None
+        if (config_dir / PROFILES_FILE).is_file():
+            profiles_path = config_dir / PROFILES_FILE
+    problems: list[str] = []
+    servers, profiles = ServersFile(), ProfilesFile()
+    try:
+        servers = load_file(servers_path, ServersFile)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        profiles = load_file(profiles_path, ProfilesFile)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return Config(servers, profiles, config_dir, servers_path, profiles_path)

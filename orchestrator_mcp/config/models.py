@@ -1,0 +1,180 @@
+"""Validated shapes of servers.yaml and profiles.yaml.
+
+Every model forbids unknown keys so a typo is an error, not a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
+Era = Literal["auto", "legacy", "2026-07-28"]
+
+
+def _check_name(name: str) -> str:
+    if not SERVER_NAME.match(name):
+        raise ValueError(
+            f"name {name!r} must be 1-32 letters, digits, '_' or '-', starting with a letter "
+            "or digit (server names prefix tool names)"
+        )
+    return name
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_glob(pattern: str) -> str:
+    if not pattern or not GLOB_CHARS.match(pattern):
+        raise ValueError(
+            f"{pattern!r} is not a tool-name glob; use letters, digits, '_', '-', '.', "
+            "and the wildcards '*', '?', '[...]'"
+        )
+    if pattern.count("[") != pattern.count("]"):
+        raise ValueError(f"{pattern!r} has an unclosed '[' character class")
+    return pattern
+
+
+class ToolFilter(Strict):
+    """Which of a server's tools reach the catalog: allowed by `allow`, then not by `deny`."""
+
+    allow: list[str] = Field(default_factory=lambda: ["*"])
+    deny: list[str] = Field(default_factory=list)
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _globs(cls, patterns: list[str]) -> list[str]:
+        return [_check_glob(p) for p in patterns]
+
+
+class ServerConfig(Strict):
+    """One downstream MCP server, in the same shape as a host's `mcpServers` entry."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: Path | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    transport: Literal["stdio", "http", "streamable-http", "sse"] | None = None
+    enabled: bool = True
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+    tags: list[str] = Field(default_factory=list)
+    protocol: Era = "auto"
+    description: str | None = None
+    # Keys hosts put in their own entries; accepted so a pasted host config loads.
+    type: Literal["stdio", "http", "streamable-http", "sse"] | None = Field(
+        default=None, exclude=True
+    )
+    disabled: bool | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _transport(self) -> ServerConfig:
+        if self.disabled is not None:
+            self.enabled = not self.disabled
+        kind = self.transport or self.type
+        if self.command and self.url:
+            raise ValueError("give either 'command' (stdio) or 'url' (HTTP/SSE), not both")
+        if not self.command and not self.url:
+            raise ValueError("give 'command' (a stdio server) or 'url' (an HTTP or SSE server)")
+        if self.command:
+            if kind not in (None, "stdio"):
+                raise ValueError(f"transport {kind!r} needs 'url', not 'command'")
+            kind = "stdio"
+        else:
+            assert self.url is not None
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url {self.url!r} must start with http:// or https://")
+            if kind == "stdio":
+                raise ValueError("transport 'stdio' needs 'command', not 'url'")
+            if kind in (None, "streamable-http"):
+                kind = "http"
+        self.transport = kind
+        return self
+
+
+class GatewaySettings(Strict):
+    passthrough: bool = Field(
+        default=False, description="Also expose every catalog tool directly on the front."
+    )
+    tool_search_threshold: int = Field(
+        default=40,
+        ge=0,
+        description="With pass-through, above this many catalog tools hosts get BM25 tool "
+        "search instead of the full list (0 disables search).",
+    )
+    default_timeout: float = Field(default=60, gt=0, le=3600)
+    connect_timeout: float = Field(default=30, gt=0, le=600)
+    reconnect_max_backoff: float = Field(default=60, ge=1, le=3600)
+
+
+class HttpSettings(Strict):
+    token: str | None = Field(default=None, description="Bearer token for HTTP callers.")
+
+
+class ServersFile(Strict):
+    servers: dict[Name, ServerConfig] = Field(default_factory=dict)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_host_shape(cls, data: object) -> object:
+        if isinstance(data, dict) and "mcpServers" in data:
+            data = dict(data)
+            if "servers" in data:
+                raise ValueError("use either 'servers' or 'mcpServers', not both")
+            data["servers"] = data.pop("mcpServers")
+        return data
+
+
+
+class ApprovalRules(Strict):
+    """When a tool call waits for a human. Globs match catalog tool names."""
+
+    require: list[str] = Field(default_factory=list)
+    auto_approve: list[str] = Field(default_factory=list)
+    destructive: Literal["require", "allow"] = "require"
+
+    @field_validator("require", "auto_approve")
+    @classmethod
+    def _globs(cls, patterns: list[str]) -> list[str]:
+        return [_check_glob(p) for p in patterns]
+
+
+class Budgets(Strict):
+    max_steps: int = Field(default=20, ge=1, le=1000)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_seconds: float = Field(default=600, gt=0, le=86400)
+
+
+class ProfileConfig(Strict):
+    description: str = ""
+    role: str = Field(default="", description="Role prompt given to the planner.")
+    servers: list[str] = Field(default_factory=lambda: ["*"])
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+    model: str | None = None
+    provider: Literal["openai", "ollama", "bedrock", "scripted"] | None = None
+    approval: ApprovalRules = Field(default_factory=ApprovalRules)
+    budgets: Budgets = Field(default_factory=Budgets)
+
+    @field_validator("servers")
+    @classmethod
+    def _server_globs(cls, patterns: list[str]) -> list[str]:
+        return [_check_glob(p) for p in patterns]
+
+
+class ProfilesFile(Strict):
+    profiles: dict[Name, ProfileConfig] = Field(default_factory=dict)
+
+

@@ -1,0 +1,365 @@
+"""One downstream MCP server: connect in the background, watch, reconnect, call.
+
+A supervisor task owns the client session (it enters and leaves it, as anyio requires).
+Callers never wait for a backoff tick: a call that finds the server dead asks for an
+immediate reconnect and waits a bounded time for it. Attempts are spaced at least
+`MIN_ATTEMPT_GAP` apart, so a crash-looping server costs one spawn per gap, whatever
+the number of callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import mcp_types
+from fastmcp import Client
+from fastmcp.client.messages import MessageHandler
+from fastmcp.client.transports import (
+    ClientTransport,
+    SSETransport,
+    StdioTransport,
+    StreamableHttpTransport,
+)
+from mcp.shared.exceptions import MCPError
+
+from orchestrator_mcp.config import GatewaySettings, ServerConfig
+from orchestrator_mcp.gateway.catalog import tool_allowed
+from orchestrator_mcp.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+MIN_ATTEMPT_GAP = 1.0
+HEALTH_INTERVAL = 15.0
+
+
+class ServerStatus(StrEnum):
+    CONNECTING = "connecting"
+    UP = "up"
+    UNHEALTHY = "unhealthy"
+    DISABLED = "disabled"
+
+
+class ServerUnavailable(Exception):
+    """The server could not be reached; the message names it and says why."""
+
+
+class CallTimeout(Exception):
+    """The tool call did not finish within the server's timeout."""
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    name: str
+    transport: str
+    status: ServerStatus
+    era: str | None
+    tools: int
+    last_error: str | None
+    connect_seconds: float | None
+    connected_since: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "transport": self.transport,
+            "status": self.status.value,
+            "era": self.era,
+            "tools": self.tools,
+            "last_error": self.last_error,
+            "connect_seconds": self.connect_seconds,
+            "connected_since": self.connected_since,
+        }
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True when the session is gone, False when the server answered with an error."""
+    if isinstance(exc, MCPError):
+        return exc.error.code == mcp_types.CONNECTION_CLOSED
+    return True
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason, unwrapping fastmcp's generic 'failed to connect' wrapper."""
+    while isinstance(exc, RuntimeError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return describe(exc.exceptions[0])
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return text.splitlines()[0][:500]
+
+
+class _ToolListWatcher(MessageHandler):
+    def __init__(self, relist: asyncio.Event) -> None:
+        self._relist = relist
+
+    async def on_tool_list_changed(self, message: Any) -> None:
+        self._relist.set()
+
+
+class ServerConnection:
+    def __init__(
+        self,
+        name: str,
+        config: ServerConfig,
+        settings: GatewaySettings,
+        on_change: Any,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.settings = settings
+        self.timeout = config.timeout or settings.default_timeout
+        self.tools: list[mcp_types.Tool] = []
+        self.status = ServerStatus.CONNECTING if config.enabled else ServerStatus.DISABLED
+        self.last_error: str | None = None
+        self.era: str | None = None
+        self._on_change = on_change
+        self._log_dir = log_dir
+        self._client: Client[Any] | None = None
+        self._up = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._attempt_now = asyncio.Event()
+        self._relist = asyncio.Event()
+        self._last_attempt = 0.0
+        self._connect_seconds: float | None = None
+        self._connected_since: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.config.enabled and self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"server:{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    def health(self) -> ServerHealth:
+        return ServerHealth(
+            name=self.name,
+            transport=self.config.transport or "stdio",
+            status=self.status,
+            era=self.era,
+            tools=len(self.tools),
+            last_error=self.last_error,
+            connect_seconds=self._connect_seconds,
+            connected_since=self._connected_since,
+        )
+
+    def _transport(self) -> ClientTransport:
+        cfg = self.config
+        if cfg.transport == "stdio":
+            assert cfg.command is not None
+            log_file = self._log_dir / f"{self.name}.stderr.log" if self._log_dir else None
+            return StdioTransport(
+                command=cfg.command,
+                args=list(cfg.args),
+                env=dict(cfg.env) or None,
+                cwd=str(cfg.cwd) if cfg.cwd else None,
+                keep_alive=False,
+                log_file=log_file,
+            )
+        assert cfg.url is not None
+        if cfg.transport == "sse":
+            return SSETransport(cfg.url, headers=dict(cfg.headers))
+        return StreamableHttpTransport(cfg.url, headers=dict(cfg.headers))
+
+    async def _supervise(self) -> None:
+        backoff = 0.5
+        while True:
+            self._lost.clear()
+            self._attempt_now.clear()
+            self._last_attempt = time.monotonic()
+            try:
+                await self._session()
+                backoff = 0.5  # the session was up, then lost: retry soon
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - every failure makes it unhealthy
+                self._mark_unhealthy(describe(exc))
+            metrics.SERVER_RECONNECTS.labels(self.name).inc()
+            gap = max(backoff, MIN_ATTEMPT_GAP)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(gap):
+                    await self._attempt_now.wait()
+            # Keep attempts at least MIN_ATTEMPT_GAP apart even when asked to hurry.
+            await asyncio.sleep(max(0.0, self._last_attempt + MIN_ATTEMPT_GAP - time.monotonic()))
+            backoff = min(backoff * 2, self.settings.reconnect_max_backoff)
+
+    async def _session(self) -> None:
+        started = time.perf_counter()
+        client: Client[Any] = Client(
+            self._transport(),
+            mode=self.config.protocol,
+            message_handler=_ToolListWatcher(self._relist),
+        )
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await client.__aenter__()
+                listed = await client.list_tools()
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await client.__aexit__(None, None, None)
+            raise
+        try:
+            self._connect_seconds = round(time.perf_counter() - started, 4)
+            self._connected_since = time.time()
+            self.era = client.protocol_version
+            self.tools = [t for t in listed if tool_allowed(t.name, self.config.tools)]
+            self._client = client
+            self.status = ServerStatus.UP
+            self.last_error = None
+            metrics.SERVER_UP.labels(self.name).set(1)
+            self._up.set()
+            log.info("server %s up: %d tools, era %s", self.name, len(self.tools), self.era)
+            self._on_change()
+            await self._watch(client)
+        finally:
+            self._client = None
+            self._up.clear()
+            with contextlib.suppress(BaseException):
+                await client.__aexit__(None, None, None)
+
+    async def _watch(self, client: Client[Any]) -> None:
+        """Return when the session is lost: a failed call says so, or a ping fails.
+
+        Also re-lists the tools when the server announces `tools/list_changed`.
+        """
+        while True:
+            lost = asyncio.ensure_future(self._lost.wait())
+            relist = asyncio.ensure_future(self._relist.wait())
+            await asyncio.wait({lost, relist}, timeout=HEALTH_INTERVAL,
+                               return_when=asyncio.FIRST_COMPLETED)
+            lost.cancel()
+            relist.cancel()
+            if self._lost.is_set():
+                raise ConnectionError(self.last_error or "connection lost")
+            try:
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    if self._relist.is_set():
+                        self._relist.clear()
+                        listed = await client.list_tools()
+                        self.tools = [t for t in listed if tool_allowed(t.name, self.config.tools)]
+                        self._on_change()
+                    else:
+                        await client.ping()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                if is_connection_failure(exc) or isinstance(exc, TimeoutError):
+                    raise ConnectionError(f"health check failed: {describe(exc)}") from exc
+
+    def _mark_lost(self, reason: str) -> None:
+        """A call saw the session die: stop handing it out and wake the supervisor."""
+        self.last_error = reason
+        self._up.clear()
+        self._lost.set()
+
+    def _mark_unhealthy(self, reason: str) -> None:
+        changed = self.status is ServerStatus.UP or bool(self.tools)
+        if reason != self.last_error or changed:
+            log.warning("server %s unhealthy: %s", self.name, reason)
+        self.status = ServerStatus.UNHEALTHY
+        self.last_error = reason
+        self.tools = []
+        metrics.SERVER_UP.labels(self.name).set(0)
+        if changed:
+            self._on_change()
+
+    # ---- calls -----------------------------------------------------------------------
+
+    async def _reconnect(self, wait: float) -> Client[Any] | None:
+        """Ask for an immediate attempt and wait up to `wait` seconds for a live session."""
+        if self._client is not None and not self._lost.is_set():
+            return self._client
+        if self._task is None:
+            return None
+        self._attempt_now.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._up.wait()
+        return self._client if not self._lost.is_set() else None
+
+    def _unavailable(self) -> ServerUnavailable:
+        reason = self.last_error or self.status.value
+        return ServerUnavailable(f"server '{self.name}' is unavailable: {reason}")
+
+    async def call(
+        self, tool: str, arguments: dict[str, Any], *, retry_safe: bool
+    ) -> mcp_types.CallToolResult:
+        if self.status is ServerStatus.DISABLED:
+            raise ServerUnavailable(f"server '{self.name}' is disabled in servers.yaml")
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self._call_with_recovery(tool, arguments, retry_safe)
+            outcome = "tool_error" if result.is_error else "ok"
+            return result
+        except CallTimeout:
+            outcome = "timeout"
+            raise
+        finally:
+            metrics.TOOL_CALLS.labels(self.name, outcome).inc()
+            metrics.TOOL_CALL_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _call_with_recovery(
+        self, tool: str, arguments: dict[str, Any], retry_safe: bool
+    ) -> mcp_types.CallToolResult:
+        client = self._client
+        if client is None or self._lost.is_set():
+            client = await self._reconnect(min(self.timeout, self.settings.connect_timeout))
+            if client is None:
+                raise self._unavailable()
+        try:
+            return await self._call_once(client, tool, arguments)
+        except (CallTimeout, MCPError) as exc:
+            if not (isinstance(exc, MCPError) and is_connection_failure(exc)):
+                raise
+            failure: BaseException = exc
+        except Exception as exc:  # noqa: BLE001 - transport errors come in many types
+            failure = exc
+        self._mark_lost(f"connection lost during a call: {describe(failure)}")
+        if not retry_safe:
+            raise ServerUnavailable(
+                f"server '{self.name}' lost the connection during '{tool}' "
+                f"({describe(failure)}); not retried because the tool is not marked read-only "
+                "or idempotent — check whether it took effect before calling it again"
+            ) from None
+        client = await self._reconnect(min(self.timeout, self.settings.connect_timeout))
+        if client is None:
+            raise self._unavailable()
+        log.info("server %s reconnected; retrying read-only/idempotent %s", self.name, tool)
+        try:
+            return await self._call_once(client, tool, arguments)
+        except MCPError as exc:
+            if is_connection_failure(exc):
+                self._mark_lost(f"connection lost again: {describe(exc)}")
+                raise self._unavailable() from None
+            raise
+
+    async def _call_once(
+        self, client: Client[Any], tool: str, arguments: dict[str, Any]
+    ) -> mcp_types.CallToolResult:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await client.call_tool_mcp(tool, arguments)
+        except TimeoutError:
+            raise CallTimeout(
+                f"server '{self.name}' did not answer '{tool}' within {self.timeout:g} s "
+                "(raise 'timeout' for this server in servers.yaml if it is just slow)"
+            ) from None

@@ -1,0 +1,105 @@
+"""The gateway: every downstream server behind one catalog of namespaced tools."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mcp_types
+
+from orchestrator_mcp.config import GatewaySettings, ServerConfig
+from orchestrator_mcp.gateway.catalog import Catalog, CatalogTool, build_catalog
+from orchestrator_mcp.gateway.connection import ServerConnection, ServerHealth, ServerStatus
+from orchestrator_mcp.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+
+class UnknownTool(LookupError):
+    pass
+
+
+class Gateway:
+    def __init__(
+        self,
+        servers: dict[str, ServerConfig],
+        settings: GatewaySettings | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings or GatewaySettings()
+        self.connections = {
+            name: ServerConnection(name, cfg, self.settings, self._rebuild, log_dir)
+            for name, cfg in servers.items()
+        }
+        self.catalog = Catalog()
+        self._listeners: list[Callable[[Catalog], None]] = []
+        self._settled = asyncio.Event()
+
+    def start(self) -> None:
+        """Connect to every enabled server in the background; returns at once."""
+        for connection in self.connections.values():
+            connection.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(c.stop() for c in self.connections.values()))
+
+    def on_catalog_change(self, listener: Callable[[Catalog], None]) -> None:
+        self._listeners.append(listener)
+
+    def _rebuild(self) -> None:
+        previous = self.catalog
+        self.catalog = build_catalog(
+            (name, c.tools) for name, c in self.connections.items() if c.tools
+        )
+        metrics.CATALOG_TOOLS.set(len(self.catalog))
+        for collision in set(self.catalog.collisions) - set(previous.collisions):
+            log.warning("tool name collision: %s", collision)
+        if previous.tools.keys() != self.catalog.tools.keys() or any(
+            previous.tools[n].tool != t.tool for n, t in self.catalog.tools.items()
+        ):
+            for listener in self._listeners:
+                listener(self.catalog)
+
+    def health(self) -> list[ServerHealth]:
+        return [c.health() for c in self.connections.values()]
+
+    @property
+    def ready(self) -> bool:
+        """True when every enabled server is up."""
+        return all(
+            c.status in (ServerStatus.UP, ServerStatus.DISABLED)
+            for c in self.connections.values()
+        )
+
+    async def wait_settled(self, timeout: float) -> None:
+        """Wait until no enabled server is still on its first connection attempt."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+            c.status is ServerStatus.CONNECTING for c in self.connections.values()
+        ):
+            await asyncio.sleep(0.05)
+
+    def resolve(self, name: str) -> CatalogTool:
+        entry = self.catalog.get(name)
+        if entry is not None:
+            return entry
+        server = next((s for s in self.connections if name.startswith(f"{s}_")), None)
+        if server is not None and self.connections[server].status is not ServerStatus.UP:
+            health = self.connections[server].health()
+            raise UnknownTool(
+                f"tool '{name}' is not available: server '{server}' is {health.status.value}"
+                + (f" ({health.last_error})" if health.last_error else "")
+            )
+        raise UnknownTool(
+            f"unknown tool '{name}'; list the catalog with list_tools (names are "
+            "'<server>_<tool>')"
+        )
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+        entry = self.resolve(name)
+        connection = self.connections[entry.server]
+        return await connection.call(entry.remote_name, arguments, retry_safe=entry.retry_safe)

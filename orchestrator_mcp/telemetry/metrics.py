@@ -1,0 +1,39 @@
+"""Prometheus metrics, defined once; parts record into them, the sidecar serves them."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+TOOL_CALLS = Counter(
+    "orchestrator_downstream_calls",
+    "Tool calls sent to downstream servers by server and outcome "
+    "(ok, tool_error, error, timeout).",
+    ["server", "outcome"],
+    registry=REGISTRY,
+)
+TOOL_CALL_SECONDS = Histogram(
+    "orchestrator_downstream_call_duration_seconds",
+    "Latency of tool calls to downstream servers.",
+    ["server"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+SERVER_UP = Gauge(
+    "orchestrator_downstream_up",
+    "1 when the downstream server is connected and listed its tools, else 0.",
+    ["server"],
+    registry=REGISTRY,
+)
+SERVER_RECONNECTS = Counter(
+    "orchestrator_downstream_reconnects",
+    "Connection attempts made after a downstream server was lost or failed.",
+    ["server"],
+    registry=REGISTRY,
+)
+CATALOG_TOOLS = Gauge(
+    "orchestrator_catalog_tools",
+    "Tools in the gateway catalog.",
+    registry=REGISTRY,
+)
