@@ -1,0 +1,118 @@
+"""Pass-through: the gateway catalog exposed as the front's own tools.
+
+`CatalogProvider` turns each catalog entry into a tool that forwards to the gateway;
+`ThresholdToolSearch` hides a large catalog behind BM25 `search_tools` + `call_tool`
+(fastmcp's search transform) only while the catalog is larger than the threshold.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import mcp_types
+from fastmcp.server.middleware import Middleware, MiddlewareContext
+from fastmcp.server.middleware.middleware import CallNext
+from fastmcp.server.providers import Provider
+from fastmcp.server.transforms.search import BM25SearchTransform
+from fastmcp.tools import Tool, ToolResult
+
+from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
+
+
+def to_tool_result(result: mcp_types.CallToolResult) -> ToolResult:
+    return ToolResult(
+        content=list(result.content),
+        structured_content=result.structured_content,
+        meta=result.meta,
+        is_error=bool(result.is_error),
+    )
+
+
+class GatewayTool(Tool):
+    """A catalog tool as seen by hosts; running it is a gateway call."""
+
+    def __init__(self, gateway: Gateway, entry: CatalogTool) -> None:
+        remote = entry.tool
+        super().__init__(
+            name=entry.name,
+            title=remote.title,
+            description=f"[{entry.server}] {remote.description or remote.name}",
+            parameters=remote.input_schema,
+            output_schema=remote.output_schema,
+            annotations=remote.annotations,
+        )
+        self._gateway = gateway
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        from orchestrator_mcp.front.errors import tool_errors
+
+        with tool_errors():
+            return to_tool_result(await self._gateway.call_tool(self.name, arguments))
+
+
+class CatalogProvider(Provider):
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__()
+        self._gateway = gateway
+        self._built_for: Catalog | None = None
+        self._tools: dict[str, GatewayTool] = {}
+
+    def _current(self) -> dict[str, GatewayTool]:
+        catalog = self._gateway.catalog
+        if catalog is not self._built_for:
+            self._tools = {n: GatewayTool(self._gateway, e) for n, e in catalog.tools.items()}
+            self._built_for = catalog
+        return self._tools
+
+    async def _list_tools(self) -> Sequence[Tool]:
+        return list(self._current().values())
+
+    async def _get_tool(self, name: str, version: Any = None) -> Tool | None:
+        return self._current().get(name)
+
+
+class ThresholdToolSearch(BM25SearchTransform):
+    """fastmcp's BM25 `search_tools`, engaged only above `threshold` catalog tools.
+
+    The front's own tools stay listed; its `call_tool` (pinned) calls what search found,
+    so the transform's synthetic call tool is never used.
+    """
+
+    def __init__(self, threshold: int, pinned: list[str]) -> None:
+        super().__init__(always_visible=pinned, max_results=8)
+        self._threshold = threshold
+
+    async def transform_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
+        pinned = [t for t in tools if t.name in self._always_visible]
+        if len(tools) - len(pinned) <= self._threshold:
+            return tools
+        return [*pinned, self._make_search_tool()]
+
+    async def get_tool(self, name: str, call_next: Any, *, version: Any = None) -> Tool | None:
+        if name == self._search_tool_name:
+            return self._make_search_tool()
+        return await call_next(name, version=version)
+
+
+class SessionTracker(Middleware):
+    """Remembers handshake-era sessions so catalog changes reach them as list_changed."""
+
+    def __init__(self) -> None:
+        self.sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    async def on_initialize(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        result = await call_next(context)
+        if context.fastmcp_context is not None:
+            self.sessions.add(context.fastmcp_context.session)
+        return result
+
+    async def broadcast_tool_list_changed(self) -> None:
+        for session in list(self.sessions):
+            try:
+                await session.send_notification(mcp_types.ToolListChangedNotification())
+            except Exception:  # noqa: BLE001 - a closed session must not stop the others
+                self.sessions.discard(session)
