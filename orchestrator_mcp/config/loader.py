@@ -184,4 +184,15 @@ def load_config(config_dir: Path | None) -> Config:
         problems += exc.problems
     if problems:
         raise ConfigError(problems)
+    if config_dir is not None:
+        _anchor_stdio_servers(servers, config_dir)
     return Config(servers, profiles, config_dir, servers_path, profiles_path)
+
+
+def _anchor_stdio_servers(servers: ServersFile, config_dir: Path) -> None:
+    """Stdio servers start in the config folder unless `cwd` says otherwise (relative to it),
+    so relative paths in `args` mean the same whichever directory a host starts us in."""
+    for server in servers.servers.values():
+        if server.transport == "stdio":
+            server.cwd = (config_dir / server.cwd) if server.cwd else config_dir
+            server.cwd = server.cwd.resolve()
