@@ -11,17 +11,20 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-import mcp_types
+from fastmcp import FastMCP
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 from fastmcp.server.middleware.middleware import CallNext
 from fastmcp.server.providers import Provider
 from fastmcp.server.transforms.search import BM25SearchTransform
 from fastmcp.tools import Tool, ToolResult
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.shared.subscriptions import ToolsListChanged
+from mcp_types import CallToolResult, SubscriptionsListenRequestParams
 
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
 
 
-def to_tool_result(result: mcp_types.CallToolResult) -> ToolResult:
+def to_tool_result(result: CallToolResult) -> ToolResult:
     return ToolResult(
         content=list(result.content),
         structured_content=result.structured_content,
@@ -96,23 +99,40 @@ class ThresholdToolSearch(BM25SearchTransform):
         return await call_next(name, version=version)
 
 
-class SessionTracker(Middleware):
-    """Remembers handshake-era sessions so catalog changes reach them as list_changed."""
+class CatalogChangeNotifier(Middleware):
+    """Tells connected hosts that the tool list changed, in both protocol eras.
+
+    Handshake era: a `notifications/tools/list_changed` on each connection seen at
+    `initialize` (mcp 2.x builds a ServerSession per request; the connection under it lives
+    as long as the host, so that is what is kept, weakly). Modern era (2026-07-28): there is
+    no back-channel, so the event goes to `subscriptions/listen` streams, which fastmcp does
+    not serve yet; `install` registers the SDK's own listen handler on the low-level server.
+    """
 
     def __init__(self) -> None:
-        self.sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.bus = InMemorySubscriptionBus()
+
+    def install(self, mcp: FastMCP) -> None:
+        mcp.add_middleware(self)
+        mcp._mcp_server.add_request_handler(  # fastmcp 4.1 has no public hook for this
+            "subscriptions/listen", SubscriptionsListenRequestParams, ListenHandler(self.bus)
+        )
 
     async def on_initialize(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         result = await call_next(context)
         if context.fastmcp_context is not None:
-            self.sessions.add(context.fastmcp_context.session)
+            connection = getattr(context.fastmcp_context.session, "_connection", None)
+            if connection is not None:
+                self.connections.add(connection)
         return result
 
-    async def broadcast_tool_list_changed(self) -> None:
-        for session in list(self.sessions):
+    async def tool_list_changed(self) -> None:
+        await self.bus.publish(ToolsListChanged())
+        for connection in list(self.connections):
             try:
-                await session.send_notification(mcp_types.ToolListChangedNotification())
-            except Exception:  # noqa: BLE001 - a closed session must not stop the others
-                self.sessions.discard(session)
+                await connection.outbound.notify("notifications/tools/list_changed", None)
+            except Exception:  # noqa: BLE001 - a closed connection must not stop the others
+                self.connections.discard(connection)

@@ -19,8 +19,8 @@ from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.front.errors import tool_errors
 from orchestrator_mcp.front.passthrough import (
+    CatalogChangeNotifier,
     CatalogProvider,
-    SessionTracker,
     ThresholdToolSearch,
     to_tool_result,
 )
@@ -86,7 +86,7 @@ def _tool_infos(
 
 
 def build_front(gateway: Gateway, settings: GatewaySettings) -> FastMCP:
-    tracker = SessionTracker()
+    notifier = CatalogChangeNotifier()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -101,12 +101,15 @@ def build_front(gateway: Gateway, settings: GatewaySettings) -> FastMCP:
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[tracker],
     )
+    notifier.install(mcp)
+
+    pending: set[asyncio.Task[None]] = set()
 
     def notify(_: object) -> None:
-        if tracker.sessions:
-            asyncio.get_running_loop().create_task(tracker.broadcast_tool_list_changed())
+        task = asyncio.get_running_loop().create_task(notifier.tool_list_changed())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     gateway.on_catalog_change(notify)
 

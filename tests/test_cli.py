@@ -1,0 +1,82 @@
+"""The command line as a terminal user meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator_mcp", *args],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["check"]])
+def test_help_on_every_command(command: list[str]) -> None:
+    result = cli(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: orchestrator-mcp" in result.stdout
+
+
+def test_help_lists_the_global_options() -> None:
+    out = cli("--help").stdout
+    assert "--config-dir DIR" in out and "--data-dir DIR" in out
+
+
+def test_check_prints_a_table_and_fails_when_a_server_is_down(
+    tmp_path: Path, everything_cfg: dict
+) -> None:
+    config = write_config(tmp_path / "c", {"everything": everything_cfg,
+                                           "ghost": {"command": "/no/such/server"},
+                                           "off": {"command": "x", "enabled": False}})
+    result = cli("--config-dir", str(config), "--data-dir", str(tmp_path / "d"),
+                 "check", "--timeout", "20")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("NAME"))
+    assert header.split() == ["NAME", "TRANSPORT", "STATUS", "TOOLS", "LATENCY", "ERROR"]
+    row = {line.split()[0]: line.split() for line in lines[lines.index(header) + 1:]}
+    assert row["everything"][1:4] == ["stdio", "up", "13"]
+    assert row["ghost"][2] == "unhealthy" and "No such file or directory" in " ".join(row["ghost"])
+    assert row["off"][2] == "disabled"
+
+
+def test_check_all_up_exits_0(tmp_path: Path, everything_cfg: dict) -> None:
+    config = write_config(tmp_path / "c", {"everything": everything_cfg})
+    assert cli("--config-dir", str(config), "--data-dir", str(tmp_path / "d"),
+               "check").returncode == 0
+
+
+def test_check_invalid_config_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "servers.yaml").write_text("servers: [not, a, mapping]\n")
+    result = cli("--config-dir", str(tmp_path), "check")
+    assert result.returncode == 2
+    assert "servers.yaml: servers: Input should be a valid dictionary" in result.stderr
+
+
+def test_config_dir_defaults_to_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "servers.yaml").write_text("servers: {}\n")
+    result = cli("--data-dir", str(tmp_path / "d"), "check", cwd=tmp_path)
+    assert result.returncode == 0
+    assert f"config: {tmp_path / 'servers.yaml'}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["serve", "--port", "70000"], "port 70000 is outside 1-65535"),
+        (["serve", "--port", "http"], "'http' is not a port number"),
+        (["check", "--timeout", "-1"], "must be more than 0 seconds"),
+        (["--config-dir", "/no/such/dir", "check"], "--config-dir /no/such/dir: not a directory"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_flags_are_explained(args: list[str], message: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr

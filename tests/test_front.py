@@ -1,0 +1,234 @@
+"""The front as hosts see it: `orchestrator-mcp serve` in a subprocess, driven by the real
+fastmcp Client over stdio and over Streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp_types
+import pytest
+from fastmcp import Client
+from fastmcp.client.messages import MessageHandler
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+
+from tests.conftest import free_port, wait_for_port, write_config
+
+FRONT_TOOLS = {"list_servers", "list_tools", "call_tool"}
+
+
+def serve_args(config_dir: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["-m", "orchestrator_mcp", "--config-dir", str(config_dir),
+            "--data-dir", str(data_dir), "serve", *extra]
+
+
+class ListChanged(MessageHandler):
+    def __init__(self) -> None:
+        self.seen = asyncio.Event()
+
+    async def on_tool_list_changed(self, message: Any) -> None:
+        self.seen.set()
+
+
+async def wait_for_tool(client: Client, name: str, timeout: float = 30) -> list[mcp_types.Tool]:
+    async with asyncio.timeout(timeout):
+        while True:
+            tools = await client.list_tools()
+            if any(t.name == name for t in tools):
+                return tools
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path, everything_cfg: dict, memory_cfg: dict) -> Path:
+    return write_config(
+        tmp_path / "config",
+        {"everything": everything_cfg, "memory": memory_cfg,
+         "ghost": {"command": "/no/such/server"}},
+        gateway={"passthrough": True, "tool_search_threshold": 100},
+    )
+
+
+@pytest.fixture
+async def stdio_client(config_dir: Path, tmp_path: Path) -> AsyncIterator[Client]:
+    transport = StdioTransport(sys.executable, serve_args(config_dir, tmp_path / "data"),
+                               log_file=tmp_path / "stderr.log")
+    async with Client(transport) as client:
+        yield client
+
+
+async def test_handshake_era_host_is_told_when_the_catalog_changes(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    handler = ListChanged()
+    transport = StdioTransport(sys.executable, serve_args(config_dir, tmp_path / "data"))
+    async with Client(transport, message_handler=handler, mode="legacy") as client:
+        assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
+        await asyncio.wait_for(handler.seen.wait(), 20)
+        await wait_for_tool(client, "everything_echo")
+
+
+async def test_modern_era_host_is_told_when_the_catalog_changes(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    from mcp.client.subscriptions import listen
+    from mcp.shared.subscriptions import ToolsListChanged
+
+    transport = StdioTransport(sys.executable, serve_args(config_dir, tmp_path / "data"))
+    async with Client(transport) as client:
+        assert client.protocol_version == "2026-07-28"
+        # The front answers at once, whatever the downstream servers are doing.
+        assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
+        async with listen(client.session, tools_list_changed=True) as subscription:
+            event = await asyncio.wait_for(anext(aiter(subscription)), 20)
+            assert isinstance(event, ToolsListChanged)
+        await wait_for_tool(client, "everything_echo")
+
+
+async def test_stdio_front_tools(stdio_client) -> None:
+    client = stdio_client
+    await wait_for_tool(client, "everything_echo")
+    await wait_for_tool(client, "memory_read_graph")
+
+    servers = (await client.call_tool("list_servers", {})).structured_content["result"]
+    by_name = {s["name"]: s for s in servers}
+    assert by_name["everything"]["status"] == "up" and by_name["everything"]["tools"] == 13
+    assert by_name["ghost"]["status"] == "unhealthy"
+    assert "No such file or directory" in by_name["ghost"]["last_error"]
+
+    listed = await client.call_tool("list_tools", {"server": "memory", "pattern": "*_read_*"})
+    assert [t["name"] for t in listed.structured_content["result"]] == ["memory_read_graph"]
+    found = await client.call_tool("list_tools", {"text": "echoes back"})
+    assert "everything_echo" in [t["name"] for t in found.structured_content["result"]]
+
+    result = await client.call_tool("call_tool", {"name": "everything_get-sum",
+                                                  "arguments": {"a": 2, "b": 40}})
+    assert "42" in result.content[0].text
+    passthrough = await client.call_tool("everything_echo", {"message": "direct"})
+    assert passthrough.content[0].text == "Echo: direct"
+
+    unknown = await client.call_tool_mcp("call_tool", {"name": "nope_tool"})
+    assert unknown.is_error and "unknown tool 'nope_tool'" in unknown.content[0].text
+    down = await client.call_tool_mcp("call_tool", {"name": "ghost_x"})
+    assert down.is_error and "server 'ghost' is unhealthy" in down.content[0].text
+    bad_server = await client.call_tool_mcp("list_tools", {"server": "nope"})
+    assert bad_server.is_error and "configured servers: everything, ghost, memory" in (
+        bad_server.content[0].text)
+
+    resource = await client.read_resource("orchestrator://servers")
+    assert {s["name"] for s in json.loads(resource[0].text)} == {"everything", "memory", "ghost"}
+    catalog = json.loads((await client.read_resource("orchestrator://tools"))[0].text)
+    assert any(t["name"] == "everything_echo" and t["read_only"] for t in catalog)
+
+
+async def test_tool_search_replaces_a_large_catalog(tmp_path: Path, everything_cfg: dict) -> None:
+    config = write_config(tmp_path / "config", {"everything": everything_cfg},
+                          gateway={"passthrough": True, "tool_search_threshold": 5})
+    transport = StdioTransport(sys.executable, serve_args(config, tmp_path / "data"))
+    async with Client(transport) as client:
+        tools = await wait_for_tool(client, "search_tools")
+        assert {t.name for t in tools} == FRONT_TOOLS | {"search_tools"}
+        found = await client.call_tool("search_tools", {"query": "echo message back"})
+        assert "everything_echo" in json.dumps(found.structured_content or found.content[0].text)
+        result = await client.call_tool("call_tool", {"name": "everything_echo",
+                                                      "arguments": {"message": "s"}})
+        assert result.content[0].text == "Echo: s"
+
+
+def test_invalid_config_exits_2_with_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "servers.yaml").write_text("servers:\n  a:\n    comand: x\n")
+    proc = subprocess.run([sys.executable, *serve_args(tmp_path, tmp_path / "d")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "servers.a.comand: Extra inputs are not permitted" in proc.stderr
+    assert proc.stdout == ""  # stdout belongs to the protocol
+
+
+# ---- HTTP ---------------------------------------------------------------------------------
+
+TOKEN = "test-token-0123456789"
+
+
+@pytest.fixture
+def http_front(config_dir: Path, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, *serve_args(config_dir, tmp_path / "data", "--http", "--port", str(port))],
+        env={**__import__("os").environ, "ORCH_HTTP_TOKEN": TOKEN},
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_http_front_requires_the_token(http_front: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        assert (await http.get(f"{http_front}/healthz")).json() == {"status": "ok"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = await http.post(f"{http_front}/mcp", json={}, headers=headers)
+            assert response.status_code == 401
+            assert response.json()["error"] == "unauthorized"
+        assert (await http.get(f"{http_front}/metrics")).status_code == 401
+
+    wrong = Client(StreamableHttpTransport(f"{http_front}/mcp", auth="wrong"))
+    with pytest.raises(Exception):  # noqa: B017 - the 401 itself is asserted above
+        async with wrong:
+            pass
+
+    client = Client(StreamableHttpTransport(f"{http_front}/mcp", auth=TOKEN))
+    async with client:
+        await wait_for_tool(client, "everything_echo")
+        result = await client.call_tool("call_tool", {"name": "everything_echo",
+                                                      "arguments": {"message": "over http"}})
+        assert result.content[0].text == "Echo: over http"
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        metrics = (await http.get(f"{http_front}/metrics")).text
+        assert 'orchestrator_downstream_up{server="everything"} 1.0' in metrics
+        assert 'orchestrator_downstream_calls_total{outcome="ok",server="everything"}' in metrics
+        ready = await http.get(f"{http_front}/readyz")
+        assert ready.status_code == 503  # ghost is down
+        assert ready.json()["servers"]["ghost"]["status"] == "unhealthy"
+
+
+@pytest.mark.parametrize(
+    ("extra", "env_token", "message"),
+    [
+        ((), None, "HTTP needs a bearer token"),
+        (("--no-auth", "--host", "0.0.0.0"), None, "only allowed on a loopback host"),
+    ],
+)
+def test_http_refuses_to_start_without_auth(
+    tmp_path: Path, extra: tuple[str, ...], env_token: str | None, message: str
+) -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ORCH_HTTP_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, *serve_args(tmp_path, tmp_path / "d", "--http", *extra)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+async def test_http_no_auth_on_loopback(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ORCH_HTTP_TOKEN"}
+    proc = subprocess.Popen(
+        [sys.executable, *serve_args(tmp_path, tmp_path / "d", "--http", "--no-auth",
+                                     "--port", str(port))], env=env)
+    try:
+        wait_for_port(port)
+        async with Client(StreamableHttpTransport(f"http://127.0.0.1:{port}/mcp")) as client:
+            assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
+    finally:
+        proc.terminate()
+        proc.wait(10)
