@@ -124,22 +124,21 @@ def serve(args: argparse.Namespace) -> int:
                   "set ORCH_HTTP_TOKEN instead", file=sys.stderr)
             return EXIT_CONFIG
 
-    from orchestrator_mcp.front import build_front
-    from orchestrator_mcp.gateway import Gateway
+    from orchestrator_mcp.app import build_application
     from orchestrator_mcp.telemetry.logs import configure_logging
 
-    log_dir = configure_logging(resolve_data_dir(args.data_dir), args.log_level)
-    gateway = Gateway(config.servers.servers, config.servers.gateway, log_dir)
-    front = build_front(gateway, config.servers.gateway)
+    data_dir = resolve_data_dir(args.data_dir)
+    log_dir = configure_logging(data_dir, args.log_level)
+    application = build_application(config, data_dir, log_dir)
     if not args.http:
-        asyncio.run(front.run_stdio_async(show_banner=False))
+        asyncio.run(application.front.run_stdio_async(show_banner=False))
         return EXIT_OK
 
     import uvicorn
 
     from orchestrator_mcp.sidecar import build_app
 
-    app = build_app(front, gateway, token)
+    app = build_app(application.front, application.gateway, token)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                 access_log=False)
     return EXIT_OK

@@ -20,7 +20,8 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from tests.conftest import free_port, wait_for_port, write_config
 
-FRONT_TOOLS = {"list_servers", "list_tools", "call_tool"}
+FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "list_runs",
+               "cancel_run", "approve", "list_profiles"}
 
 
 def serve_args(config_dir: Path, data_dir: Path, *extra: str) -> list[str]:

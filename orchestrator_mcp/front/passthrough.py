@@ -79,19 +79,22 @@ class CatalogProvider(Provider):
 class ThresholdToolSearch(BM25SearchTransform):
     """fastmcp's BM25 `search_tools`, engaged only above `threshold` catalog tools.
 
-    The front's own tools stay listed; its `call_tool` (pinned) calls what search found,
-    so the transform's synthetic call tool is never used.
+    The front's own tools stay listed; its `call_tool` calls what search found, so the
+    transform's synthetic call tool is never used.
     """
 
-    def __init__(self, threshold: int, pinned: list[str]) -> None:
-        super().__init__(always_visible=pinned, max_results=8)
+    def __init__(self, threshold: int) -> None:
+        super().__init__(max_results=8)
         self._threshold = threshold
 
     async def transform_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
-        pinned = [t for t in tools if t.name in self._always_visible]
-        if len(tools) - len(pinned) <= self._threshold:
+        own = [t for t in tools if not isinstance(t, GatewayTool)]
+        if len(tools) - len(own) <= self._threshold:
             return tools
-        return [*pinned, self._make_search_tool()]
+        return [*own, self._make_search_tool()]
+
+    async def _get_visible_tools(self, ctx: Any) -> Sequence[Tool]:
+        return [t for t in await self.get_tool_catalog(ctx) if isinstance(t, GatewayTool)]
 
     async def get_tool(self, name: str, call_next: Any, *, version: Any = None) -> Tool | None:
         if name == self._search_tool_name:

@@ -24,7 +24,9 @@ from orchestrator_mcp.front.passthrough import (
     ThresholdToolSearch,
     to_tool_result,
 )
+from orchestrator_mcp.front.runs_tools import register_run_tools
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.runs.engine import RunEngine
 
 INSTRUCTIONS = """\
 orchestrator-mcp gathers many MCP servers behind one catalog of tools named
@@ -85,15 +87,21 @@ def _tool_infos(
     return infos
 
 
-def build_front(gateway: Gateway, settings: GatewaySettings) -> FastMCP:
+def build_front(
+    gateway: Gateway, settings: GatewaySettings, engine: RunEngine | None = None
+) -> FastMCP:
     notifier = CatalogChangeNotifier()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
         gateway.start()
+        engine_start = asyncio.create_task(engine.start()) if engine else None
         try:
             yield {}
         finally:
+            if engine is not None and engine_start is not None:
+                await engine_start
+                await engine.stop()
             await gateway.stop()
 
     mcp = FastMCP(
@@ -149,9 +157,11 @@ def build_front(gateway: Gateway, settings: GatewaySettings) -> FastMCP:
         infos = _tool_infos(gateway, None, None, None)
         return json.dumps([i.model_dump() for i in infos], indent=2)
 
+    if engine is not None:
+        register_run_tools(mcp, engine)
+
     if settings.passthrough:
         mcp.add_provider(CatalogProvider(gateway))
         if settings.tool_search_threshold > 0:
-            pinned = ["list_servers", "list_tools", "call_tool"]
-            mcp.add_transform(ThresholdToolSearch(settings.tool_search_threshold, pinned))
+            mcp.add_transform(ThresholdToolSearch(settings.tool_search_threshold))
     return mcp

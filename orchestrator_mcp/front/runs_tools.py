@@ -1,0 +1,167 @@
+"""Front tools for goal runs: thin wrappers that validate input and call the run engine."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastmcp import Context, FastMCP
+from fastmcp.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from orchestrator_mcp.runs.engine import RunEngine, RunError
+from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+MAX_WAIT = 600.0
+
+
+class RunView(BaseModel):
+    """What a host needs to act on a run."""
+
+    run_id: str
+    status: RunStatus
+    profile: str
+    goal: str
+    answer: str | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+    pending_approval: PendingApproval | None = None
+    usage: Usage
+    next: str = Field(description="what to do next")
+
+    @classmethod
+    def of(cls, record: RunRecord) -> RunView:
+        if record.status is RunStatus.AWAITING_APPROVAL and record.pending_approval:
+            hint = (f"call approve(run_id='{record.id}', approved=true|false) to decide on "
+                    f"{record.pending_approval.tool}")
+        elif record.status.finished:
+            hint = "the run has ended"
+        else:
+            hint = f"call get_run(run_id='{record.id}') later, or run(..., wait=true)"
+        return cls(run_id=record.id, status=record.status, profile=record.profile,
+                   goal=record.goal, answer=record.answer, error=record.error,
+                   stop_reason=record.stop_reason.value if record.stop_reason else None,
+                   pending_approval=record.pending_approval, usage=record.usage, next=hint)
+
+
+class ProfileInfo(BaseModel):
+    name: str
+    description: str
+    servers: list[str]
+    model: str | None
+    provider: str | None
+
+
+@contextlib.contextmanager
+def run_errors() -> Iterator[None]:
+    try:
+        yield
+    except RunError as exc:
+        raise ToolError(str(exc)) from None
+    except Exception as exc:
+        from orchestrator_mcp.llm import LLMError
+
+        if isinstance(exc, LLMError):
+            raise ToolError(str(exc)) from None
+        raise
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise ToolError(f"since={value!r} is neither epoch seconds nor an ISO 8601 time "
+                        "like 2026-11-24T10:00:00+00:00") from None
+
+
+def _caller(ctx: Context | None) -> str:
+    if ctx is None:
+        return f"cli:{getpass.getuser()}"
+    with contextlib.suppress(Exception):
+        info = ctx.session.client_params.client_info  # type: ignore[union-attr]
+        return f"mcp:{info.name}"
+    return "mcp"
+
+
+def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
+    @mcp.tool
+    async def run(
+        goal: Annotated[str, Field(description="what the run should achieve", min_length=1,
+                                   max_length=10_000)],
+        profile: Annotated[str, "agent profile (list_profiles)"] = "default",
+        context: Annotated[dict[str, Any] | None, "extra facts for the planner"] = None,
+        wait: Annotated[bool, "wait until it ends or needs an approval"] = False,
+        wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+    ) -> RunView:
+        """Start a goal-based run: the planner calls catalog tools until it can answer.
+        Risky calls wait for approve()."""
+        with run_errors():
+            record = await engine.submit(goal, profile, context)
+            if wait:
+                record = await engine.wait(record.id, wait_seconds)
+        return RunView.of(record)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:
+        """A run with its steps (model calls, tool calls, approvals), answer and usage."""
+        with run_errors():
+            return await engine.get(run_id)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def list_runs(
+        status: RunStatus | None = None,
+        profile: str | None = None,
+        since: Annotated[str | None, "epoch seconds or ISO 8601"] = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 20,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> list[RunView]:
+        """Runs, newest first, filtered by status, profile and start time; paginated."""
+        with run_errors():
+            records = await engine.list(status=status, profile=profile, since=_since(since),
+                                        limit=limit, offset=offset)
+        return [RunView.of(r) for r in records]
+
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True))
+    async def cancel_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunView:
+        """Cancel a run that has not ended."""
+        with run_errors():
+            return RunView.of(await engine.cancel(run_id))
+
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    async def approve(
+        run_id: Annotated[str, Field(min_length=1, max_length=64)],
+        approved: bool,
+        modified_arguments: Annotated[
+            dict[str, Any] | None, "run the call with these arguments instead"] = None,
+        reason: Annotated[str | None, Field(max_length=2000)] = None,
+        ctx: Context | None = None,
+    ) -> RunView:
+        """Decide on the tool call a run is waiting for (see its pending_approval)."""
+        with run_errors():
+            record = await engine.approve(run_id, approved, modified_arguments=modified_arguments,
+                                          reason=reason, decided_by=_caller(ctx))
+        return RunView.of(record)
+
+    @mcp.tool(annotations=READ_ONLY)
+    def list_profiles() -> list[ProfileInfo]:
+        """Agent profiles a run can use."""
+        return [ProfileInfo(name=name, description=p.description, servers=p.servers,
+                            model=p.model, provider=p.provider)
+                for name, p in sorted(engine.profiles.items())]
+
+    @mcp.resource("orchestrator://runs/{run_id}", mime_type="application/json")
+    async def run_resource(run_id: str) -> str:
+        """A run: status, steps, pending approval, answer, usage."""
+        with run_errors():
+            return (await engine.get(run_id)).model_dump_json(indent=2)

@@ -1,0 +1,1 @@
+"""Goal runs: the planner loop on DBOS, the runs table, approvals, budgets."""

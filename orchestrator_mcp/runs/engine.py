@@ -1,0 +1,258 @@
+"""The run engine: submit, read, approve and cancel runs; owns DBOS for this data dir.
+
+DBOS (≈0.5 s to import) is started in the background after the front is serving, so
+start-up stays light; the first run-related call waits for it. Launching DBOS recovers every
+run a previous process left unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator_mcp.config import ProfileConfig
+from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.runs.models import ApprovalDecision, RunRecord, RunStatus, StopReason
+from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
+
+log = logging.getLogger(__name__)
+
+DBOS_APP_NAME = "orchestrator-mcp"
+WORKFLOW_VERSION = "runs-1"  # bump when the planner's step sequence changes
+START_TIMEOUT = 60.0
+
+
+class RunError(Exception):
+    """A user-facing problem with a run request: says what was wrong and how to fix it."""
+
+
+def default_profiles(configured: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
+    profiles = dict(configured)
+    profiles.setdefault(DEFAULT_PROFILE, ProfileConfig(
+        description="Built-in: the whole catalog; destructive tools wait for approval."))
+    return profiles
+
+
+class RunEngine:
+    def __init__(
+        self,
+        data_dir: Path,
+        gateway: Gateway,
+        profiles: dict[str, ProfileConfig],
+        provider_for: Callable[[ProfileConfig], Any],
+        cost_of: Callable[[str, str, int, int], float | None],
+        *,
+        approval_timeout: float = 3600.0,
+        database_url: str | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.gateway = gateway
+        self.profiles = default_profiles(profiles)
+        self._provider_for = provider_for
+        self._cost_of = cost_of
+        self._approval_timeout = approval_timeout
+        self._database_url = database_url or f"sqlite:///{data_dir / 'runs.sqlite'}"
+        self._dbos_url = database_url or f"sqlite:///{data_dir / 'dbos.sqlite'}"
+        self._ready = asyncio.Event()
+        self._failed: str | None = None
+        self._lock_file: Any = None
+        self.store: Any = None
+        self._dbos: Any = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take the executor lock, open the store, launch DBOS (which recovers runs)."""
+        try:
+            self._take_lock()
+            await asyncio.to_thread(self._import_heavy)
+            from orchestrator_mcp.runs.store import RunStore
+
+            self.store = await asyncio.to_thread(RunStore, self._database_url)
+            self._launch_dbos()
+        except Exception as exc:  # noqa: BLE001 - reported on every run call instead
+            self._failed = f"the run engine could not start: {exc}"
+            log.error("%s", self._failed)
+        finally:
+            self._ready.set()
+
+    def _take_lock(self) -> None:
+        path = self.data_dir / "executor.lock"
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunError(
+                f"pid {holder} already executes runs for {self.data_dir}; give this process "
+                "its own --data-dir"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    @staticmethod
+    def _import_heavy() -> None:
+        import dbos  # noqa: F401
+        import sqlalchemy  # noqa: F401
+
+        import orchestrator_mcp.runs.planner  # noqa: F401 - registers the workflow
+
+    def _launch_dbos(self) -> None:
+        from dbos import DBOS
+
+        from orchestrator_mcp.runs import planner
+
+        planner.install(planner.Runtime(
+            store=self.store, gateway=self.gateway, profiles=self.profiles,
+            provider_for=self._provider_for, approval_timeout=self._approval_timeout,
+            cost_of=self._cost_of,
+        ))
+        self._dbos = DBOS(config={
+            "name": DBOS_APP_NAME,
+            "system_database_url": self._dbos_url,
+            "application_version": WORKFLOW_VERSION,
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.1,
+        })
+        DBOS.launch()
+
+    async def stop(self) -> None:
+        if self._dbos is not None:
+            from dbos import DBOS
+
+            await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
+            self._dbos = None
+        if self.store is not None:
+            self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    async def _ready_or_raise(self) -> None:
+        try:
+            await asyncio.wait_for(self._ready.wait(), START_TIMEOUT)
+        except TimeoutError:
+            raise RunError("the run engine is still starting; try again shortly") from None
+        if self._failed:
+            raise RunError(self._failed)
+
+    # ---- runs ------------------------------------------------------------------------
+
+    def profile(self, name: str) -> ProfileConfig:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise RunError(f"unknown profile '{name}'; profiles: {known}") from None
+
+    async def submit(
+        self,
+        goal: str,
+        profile: str = DEFAULT_PROFILE,
+        context: dict[str, Any] | None = None,
+        *,
+        parent_id: str | None = None,
+        source: str = "mcp",
+    ) -> RunRecord:
+        goal = goal.strip()
+        if not goal:
+            raise RunError("the goal is empty; say what the run should achieve")
+        if len(goal) > 10_000:
+            raise RunError(f"the goal is {len(goal)} characters; keep it under 10,000 and "
+                           "put material in context")
+        chosen = self.profile(profile)
+        self._provider_for(chosen)  # raises a how-to-configure error when there is no LLM
+        await self._ready_or_raise()
+        from dbos import DBOS, SetWorkflowID
+
+        from orchestrator_mcp.runs.planner import run_workflow
+
+        now = time.time()
+        record = RunRecord(id=f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
+                           status=RunStatus.QUEUED, parent_id=parent_id, source=source,
+                           context=context or {}, created_at=now, updated_at=now)
+        await asyncio.to_thread(self.store.create, record)
+        with SetWorkflowID(record.id):
+            await DBOS.start_workflow_async(run_workflow, record.id)
+        return record
+
+    async def get(self, run_id: str) -> RunRecord:
+        await self._ready_or_raise()
+        record = await asyncio.to_thread(self.store.get, run_id)
+        if record is None:
+            raise RunError(f"no run '{run_id}'; list_runs shows the runs there are")
+        return record
+
+    async def list(self, **filters: Any) -> list[RunRecord]:
+        await self._ready_or_raise()
+        return await asyncio.to_thread(lambda: self.store.list(**filters))
+
+    async def wait(self, run_id: str, timeout: float, *, until_attention: bool = True) -> RunRecord:
+        """Wait until the run finishes (or, with `until_attention`, needs an approval)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.get(run_id)
+            if record.status.finished or (
+                until_attention and record.status is RunStatus.AWAITING_APPROVAL):
+                return record
+            if time.monotonic() >= deadline:
+                return record
+            await asyncio.sleep(0.05)
+
+    async def approve(
+        self,
+        run_id: str,
+        approved: bool,
+        *,
+        modified_arguments: dict[str, Any] | None = None,
+        reason: str | None = None,
+        decided_by: str = "unknown",
+    ) -> RunRecord:
+        record = await self.get(run_id)
+        pending = record.pending_approval
+        if record.status is not RunStatus.AWAITING_APPROVAL or pending is None:
+            raise RunError(f"run '{run_id}' is {record.status.value}, not waiting for an "
+                           "approval")
+        if pending.expires_at < time.time():
+            raise RunError(f"the approval of {pending.tool} in run '{run_id}' has expired")
+        if modified_arguments is not None and not approved:
+            raise RunError("modified_arguments only make sense with approved=true")
+        from dbos import DBOS
+
+        from orchestrator_mcp.runs.planner import approval_topic
+
+        decision = ApprovalDecision(call_id=pending.call_id, approved=approved,
+                                    modified_arguments=modified_arguments, reason=reason,
+                                    decided_by=decided_by, decided_at=time.time())
+        await DBOS.send_async(run_id, decision.model_dump(), approval_topic(pending.call_id))
+        return await self.wait_for_change(run_id, record.updated_at)
+
+    async def wait_for_change(self, run_id: str, since: float, timeout: float = 5) -> RunRecord:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await self.get(run_id)
+            if record.updated_at > since or time.monotonic() >= deadline:
+                return record
+            await asyncio.sleep(0.02)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        record = await self.get(run_id)
+        if record.status.finished:
+            raise RunError(f"run '{run_id}' already ended ({record.status.value})")
+        from dbos import DBOS
+
+        await DBOS.cancel_workflow_async(run_id)
+        await asyncio.to_thread(self.store.update, run_id, status=RunStatus.CANCELLED,
+                                stop_reason=StopReason.CANCELLED, error="cancelled on request")
+        return await self.get(run_id)

@@ -1,0 +1,99 @@
+"""What a run is, as stored and as shown: one enum of statuses, pydantic records."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class StopReason(StrEnum):
+    """Why a run ended; `answered` is the normal end."""
+
+    ANSWERED = "answered"
+    MAX_STEPS = "budget_max_steps"
+    MAX_TOKENS = "budget_max_tokens"
+    MAX_COST = "budget_max_cost"
+    MAX_SECONDS = "budget_max_seconds"
+    LLM_ERROR = "llm_error"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def add(self, input_tokens: int, output_tokens: int, cost: float | None) -> Usage:
+        total = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+        return Usage(
+            input_tokens=self.input_tokens + input_tokens,
+            output_tokens=self.output_tokens + output_tokens,
+            cost_usd=round(total, 6) if total is not None else None,
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class PendingApproval(BaseModel):
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    reason: str = Field(description="why this call needs a human")
+    requested_at: float
+    expires_at: float
+
+
+class ApprovalDecision(BaseModel):
+    call_id: str
+    approved: bool
+    modified_arguments: dict[str, Any] | None = None
+    reason: str | None = None
+    decided_by: str = "unknown"
+    decided_at: float
+
+
+class StepRecord(BaseModel):
+    """One entry of a run's history, as the runs resource shows it."""
+
+    n: int
+    kind: str  # "llm", "tool", "approval", "note"
+    at: float
+    summary: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunRecord(BaseModel):
+    id: str
+    goal: str
+    profile: str
+    status: RunStatus
+    stop_reason: StopReason | None = None
+    parent_id: str | None = None
+    source: str = "mcp"
+    context: dict[str, Any] = Field(default_factory=dict)
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    answer: str | None = None
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    pending_approval: PendingApproval | None = None
+    steps: list[StepRecord] = Field(default_factory=list)

@@ -1,0 +1,234 @@
+"""Our own tables beside DBOS's: one row per run (what listing reads), its step history,
+and the tool-call ledger that tells a completed call from one that is in doubt.
+
+SQLAlchemy Core, so the same code serves the embedded SQLite file and PostgreSQL. Calls are
+blocking and short; async callers go through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from orchestrator_mcp.runs.models import (
+    PendingApproval,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StopReason,
+    Usage,
+)
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "orch_runs", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("goal", sa.Text, nullable=False),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("stop_reason", sa.String(32)),
+    sa.Column("parent_id", sa.String(64), index=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("context", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("answer", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("usage", sa.Text, nullable=False),
+    sa.Column("pending_approval", sa.Text),
+)
+
+run_steps = sa.Table(
+    "orch_run_steps", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+tool_calls = sa.Table(
+    "orch_tool_calls", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("call_id", sa.String(128), primary_key=True),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # started | done
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("result", sa.Text),
+)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+class RunStore:
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_connection: Any, _: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.close()
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- runs ----------------------------------------------------------------------
+
+    def create(self, record: RunRecord) -> None:
+        with self.engine.begin() as db:
+            exists = db.execute(sa.select(runs.c.id).where(runs.c.id == record.id)).first()
+            if exists:
+                return
+            db.execute(runs.insert().values(
+                id=record.id, goal=record.goal, profile=record.profile,
+                status=record.status.value, parent_id=record.parent_id, source=record.source,
+                context=_dumps(record.context), created_at=record.created_at,
+                updated_at=record.updated_at, usage=record.usage.model_dump_json(),
+            ))
+
+    def update(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        stop_reason: StopReason | None = None,
+        answer: str | None = None,
+        error: str | None = None,
+        usage: Usage | None = None,
+        pending: PendingApproval | None | bool = False,
+    ) -> None:
+        """Change some fields; `pending=None` clears the pending approval, False leaves it."""
+        now = time.time()
+        values: dict[str, Any] = {"updated_at": now}
+        if status is not None:
+            values["status"] = status.value
+            if status.finished:
+                values["finished_at"] = now
+                values["pending_approval"] = None
+        if stop_reason is not None:
+            values["stop_reason"] = stop_reason.value
+        if answer is not None:
+            values["answer"] = answer
+        if error is not None:
+            values["error"] = error
+        if usage is not None:
+            values["usage"] = usage.model_dump_json()
+        if pending is None:
+            values["pending_approval"] = None
+        elif isinstance(pending, PendingApproval):
+            values["pending_approval"] = pending.model_dump_json()
+        with self.engine.begin() as db:
+            query = runs.update().where(runs.c.id == run_id)
+            if status is not None:
+                # A finished run keeps its outcome (e.g. a late step after a cancel).
+                query = query.where(runs.c.status.notin_(
+                    [s.value for s in RunStatus if s.finished]))
+            db.execute(query.values(**values))
+
+    def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+            if row is None:
+                return None
+            steps = []
+            if with_steps:
+                steps = [
+                    StepRecord(n=s["n"], kind=s["kind"], at=s["at"], summary=s["summary"],
+                               detail=json.loads(s["detail"]))
+                    for s in db.execute(
+                        sa.select(run_steps).where(run_steps.c.run_id == run_id)
+                        .order_by(run_steps.c.n)
+                    ).mappings()
+                ]
+        return self._record(row, steps)
+
+    def list(
+        self,
+        *,
+        status: RunStatus | None = None,
+        profile: str | None = None,
+        since: float | None = None,
+        parent_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id)
+        if status is not None:
+            query = query.where(runs.c.status == status.value)
+        if profile is not None:
+            query = query.where(runs.c.profile == profile)
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
+        if parent_id is not None:
+            query = query.where(runs.c.parent_id == parent_id)
+        with self.engine.connect() as db:
+            rows = db.execute(query.limit(limit).offset(offset)).mappings().all()
+        return [self._record(row, []) for row in rows]
+
+    def unfinished_ids(self) -> list[str]:
+        with self.engine.connect() as db:
+            return [r[0] for r in db.execute(sa.select(runs.c.id).where(
+                runs.c.status.notin_([s.value for s in RunStatus if s.finished])))]
+
+    @staticmethod
+    def _record(row: Any, steps: list[StepRecord]) -> RunRecord:
+        return RunRecord(
+            id=row["id"], goal=row["goal"], profile=row["profile"],
+            status=RunStatus(row["status"]),
+            stop_reason=StopReason(row["stop_reason"]) if row["stop_reason"] else None,
+            parent_id=row["parent_id"], source=row["source"],
+            context=json.loads(row["context"]), created_at=row["created_at"],
+            updated_at=row["updated_at"], finished_at=row["finished_at"],
+            answer=row["answer"], error=row["error"],
+            usage=Usage.model_validate_json(row["usage"]),
+            pending_approval=PendingApproval.model_validate_json(row["pending_approval"])
+            if row["pending_approval"] else None,
+            steps=steps,
+        )
+
+    # ---- steps and the tool-call ledger ---------------------------------------------
+
+    def add_step(self, run_id: str, step: StepRecord) -> None:
+        """Idempotent: a step replayed after a crash overwrites its own row."""
+        with self.engine.begin() as db:
+            db.execute(run_steps.delete().where(
+                (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)))
+            db.execute(run_steps.insert().values(
+                run_id=run_id, n=step.n, kind=step.kind, at=step.at, summary=step.summary,
+                detail=_dumps(step.detail)))
+
+    def begin_tool_call(self, run_id: str, call_id: str, tool: str) -> tuple[str, Any]:
+        """Record that a call is about to be sent; say what an earlier attempt left.
+
+        ("new", None): first attempt. ("done", result): it completed and its result was
+        kept, but the step's own record was lost in a crash — use the result, do not call
+        again. ("started", None): it was sent and the process died before a result came
+        back — in doubt.
+        """
+        with self.engine.begin() as db:
+            row = db.execute(sa.select(tool_calls.c.state, tool_calls.c.result).where(
+                (tool_calls.c.run_id == run_id) & (tool_calls.c.call_id == call_id))).first()
+            if row is not None:
+                return row[0], json.loads(row[1]) if row[1] else None
+            db.execute(tool_calls.insert().values(
+                run_id=run_id, call_id=call_id, tool=tool, state="started",
+                started_at=time.time()))
+            return "new", None
+
+    def finish_tool_call(self, run_id: str, call_id: str, result: Any) -> None:
+        with self.engine.begin() as db:
+            db.execute(tool_calls.update().where(
+                (tool_calls.c.run_id == run_id) & (tool_calls.c.call_id == call_id)
+            ).values(state="done", finished_at=time.time(), result=_dumps(result)))
