@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 DBOS_APP_NAME = "orchestrator-mcp"
 WORKFLOW_VERSION = "runs-1"  # bump when the planner's step sequence changes
 START_TIMEOUT = 60.0
+RUN_QUEUE = "orchestrator_runs"
+QUEUE_POLL_SECONDS = 0.1
 
 
 class RunError(Exception):
@@ -51,6 +53,7 @@ class RunEngine:
         *,
         approval_timeout: float = 3600.0,
         database_url: str | None = None,
+        concurrency: int = 50,
     ) -> None:
         self.data_dir = data_dir
         self.gateway = gateway
@@ -62,44 +65,53 @@ class RunEngine:
         self._dbos_url = database_url or f"sqlite:///{data_dir / 'dbos.sqlite'}"
         self._ready = asyncio.Event()
         self._failed: str | None = None
+        self._concurrency = concurrency
         self._lock_file: Any = None
         self.store: Any = None
+        self.executor = False
         self._dbos: Any = None
+        self._client: Any = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Take the executor lock, open the store, launch DBOS (which recovers runs)."""
+    async def start(self, *, execute: bool = True) -> None:
+        """Open the store and DBOS. The process that gets the data dir's executor lock
+        launches DBOS (which recovers unfinished runs) and executes runs; any other one
+        submits, approves and cancels through the system database and reads the table."""
         try:
-            self._take_lock()
+            self.executor = execute and self._take_lock()
             await asyncio.to_thread(self._import_heavy)
             from orchestrator_mcp.runs.store import RunStore
 
             self.store = await asyncio.to_thread(RunStore, self._database_url)
-            self._launch_dbos()
+            if self.executor:
+                self._launch_dbos()
+            else:
+                from dbos import DBOSClient
+
+                self._client = await asyncio.to_thread(
+                    DBOSClient, system_database_url=self._dbos_url)
         except Exception as exc:  # noqa: BLE001 - reported on every run call instead
             self._failed = f"the run engine could not start: {exc}"
             log.error("%s", self._failed)
         finally:
             self._ready.set()
 
-    def _take_lock(self) -> None:
-        path = self.data_dir / "executor.lock"
-        handle = path.open("a+")
+    def _take_lock(self) -> bool:
+        handle = (self.data_dir / "executor.lock").open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            log.info("pid %s executes runs for %s; this process submits to it",
+                     handle.read().strip() or "another process", self.data_dir)
             handle.close()
-            raise RunError(
-                f"pid {holder} already executes runs for {self.data_dir}; give this process "
-                "its own --data-dir"
-            ) from None
+            return False
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
         self._lock_file = handle
+        return True
 
     @staticmethod
     def _import_heavy() -> None:
@@ -126,8 +138,13 @@ class RunEngine:
             "notification_listener_polling_interval_sec": 0.1,
         })
         DBOS.launch()
+        DBOS.register_queue(RUN_QUEUE, worker_concurrency=self._concurrency,
+                            polling_interval_sec=QUEUE_POLL_SECONDS)
 
     async def stop(self) -> None:
+        if self._client is not None:
+            await asyncio.to_thread(self._client.destroy)
+            self._client = None
         if self._dbos is not None:
             from dbos import DBOS
 
@@ -174,18 +191,48 @@ class RunEngine:
         chosen = self.profile(profile)
         self._provider_for(chosen)  # raises a how-to-configure error when there is no LLM
         await self._ready_or_raise()
-        from dbos import DBOS, SetWorkflowID
-
-        from orchestrator_mcp.runs.planner import run_workflow
-
         now = time.time()
         record = RunRecord(id=f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
         await asyncio.to_thread(self.store.create, record)
-        with SetWorkflowID(record.id):
-            await DBOS.start_workflow_async(run_workflow, record.id)
+        await self._enqueue(record.id)
         return record
+
+    # DBOS calls differ between the executing process (DBOS itself) and the others (a
+    # client of the same system database); these three are all the engine needs.
+
+    async def _enqueue(self, run_id: str) -> None:
+        from orchestrator_mcp.runs.planner import WORKFLOW_NAME, run_workflow
+
+        if self._client is not None:
+            from dbos import EnqueueOptions
+
+            options: EnqueueOptions = {"queue_name": RUN_QUEUE, "workflow_id": run_id,
+                                       "workflow_name": WORKFLOW_NAME,
+                                       "app_version": WORKFLOW_VERSION}
+            await self._client.enqueue_async(options, run_id)
+            return
+        from dbos import DBOS, SetWorkflowID
+
+        with SetWorkflowID(run_id):
+            await DBOS.retrieve_queue(RUN_QUEUE).enqueue_async(run_workflow, run_id)
+
+    async def _send(self, run_id: str, message: Any, topic: str) -> None:
+        if self._client is not None:
+            await self._client.send_async(run_id, message, topic)
+            return
+        from dbos import DBOS
+
+        await DBOS.send_async(run_id, message, topic)
+
+    async def _cancel(self, run_id: str) -> None:
+        if self._client is not None:
+            await self._client.cancel_workflow_async(run_id)
+            return
+        from dbos import DBOS
+
+        await DBOS.cancel_workflow_async(run_id)
 
     async def get(self, run_id: str) -> RunRecord:
         await self._ready_or_raise()
@@ -228,14 +275,12 @@ class RunEngine:
             raise RunError(f"the approval of {pending.tool} in run '{run_id}' has expired")
         if modified_arguments is not None and not approved:
             raise RunError("modified_arguments only make sense with approved=true")
-        from dbos import DBOS
-
         from orchestrator_mcp.runs.planner import approval_topic
 
         decision = ApprovalDecision(call_id=pending.call_id, approved=approved,
                                     modified_arguments=modified_arguments, reason=reason,
                                     decided_by=decided_by, decided_at=time.time())
-        await DBOS.send_async(run_id, decision.model_dump(), approval_topic(pending.call_id))
+        await self._send(run_id, decision.model_dump(), approval_topic(pending.call_id))
         return await self.wait_for_change(run_id, record.updated_at)
 
     async def wait_for_change(self, run_id: str, since: float, timeout: float = 5) -> RunRecord:
@@ -250,9 +295,7 @@ class RunEngine:
         record = await self.get(run_id)
         if record.status.finished:
             raise RunError(f"run '{run_id}' already ended ({record.status.value})")
-        from dbos import DBOS
-
-        await DBOS.cancel_workflow_async(run_id)
+        await self._cancel(run_id)
         await asyncio.to_thread(self.store.update, run_id, status=RunStatus.CANCELLED,
                                 stop_reason=StopReason.CANCELLED, error="cancelled on request")
         return await self.get(run_id)

@@ -1,0 +1,120 @@
+"""`serve` (stdio or --http) and `check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from orchestrator_mcp.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_UNHEALTHY,
+    load,
+    port,
+    positive,
+    table,
+)
+from orchestrator_mcp.config import Config, resolve_data_dir
+
+
+def add_parsers(commands: Any) -> None:
+    serve_parser = commands.add_parser(
+        "serve", help="run the MCP server (stdio unless --http)",
+        description="Run the MCP server. By default it speaks MCP over stdio, as hosts such "
+        "as Claude Desktop expect. With --http it serves Streamable HTTP at /mcp plus "
+        "/healthz, /readyz and /metrics, and requires a bearer token (ORCH_HTTP_TOKEN or "
+        "servers.yaml http.token) unless --no-auth is given on a loopback host.",
+    )
+    serve_parser.add_argument("--http", action="store_true",
+                              help="serve Streamable HTTP, not stdio")
+    serve_parser.add_argument("--host", default="127.0.0.1",
+                              help="HTTP bind address (127.0.0.1)")
+    serve_parser.add_argument("--port", type=port, default=8765, help="HTTP port (8765)")
+    serve_parser.add_argument(
+        "--no-auth", action="store_true",
+        help="serve HTTP without a token; refused unless --host is a loopback address",
+    )
+    serve_parser.set_defaults(func=serve)
+
+    check_parser = commands.add_parser(
+        "check", help="validate config and probe every downstream server",
+        description="Validate servers.yaml and profiles.yaml, connect to every enabled "
+        "downstream server and print a table: name, transport, status, tools, latency, "
+        "error. Exit code: 0 all servers up, 1 a server is not up, 2 the config is invalid.",
+    )
+    check_parser.add_argument("--timeout", type=positive, default=30.0,
+                              help="seconds to wait for servers to connect (30)")
+    check_parser.set_defaults(func=check)
+
+
+def _http_token(config: Config) -> str | None:
+    return os.environ.get("ORCH_HTTP_TOKEN") or config.servers.http.token
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = load(args)
+    token = _http_token(config) if args.http else None
+    if args.http and token is None:
+        from orchestrator_mcp.sidecar import is_loopback
+
+        if not args.no_auth:
+            print("HTTP needs a bearer token: set ORCH_HTTP_TOKEN (or http.token in "
+                  "servers.yaml), or pass --no-auth with a loopback --host", file=sys.stderr)
+            return EXIT_CONFIG
+        if not is_loopback(args.host):
+            print(f"--no-auth is only allowed on a loopback host, not {args.host!r}; "
+                  "set ORCH_HTTP_TOKEN instead", file=sys.stderr)
+            return EXIT_CONFIG
+
+    from orchestrator_mcp.app import build_application
+    from orchestrator_mcp.telemetry.logs import configure_logging
+
+    data_dir = resolve_data_dir(args.data_dir)
+    log_dir = configure_logging(data_dir, args.log_level)
+    application = build_application(config, data_dir, log_dir)
+    if not args.http:
+        asyncio.run(application.front.run_stdio_async(show_banner=False))
+        return EXIT_OK
+
+    import uvicorn
+
+    from orchestrator_mcp.sidecar import build_app
+
+    app = build_app(application.front, application.gateway, token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
+                access_log=False)
+    return EXIT_OK
+
+
+def check(args: argparse.Namespace) -> int:
+    config = load(args)
+    from orchestrator_mcp.gateway import Gateway, ServerHealth, ServerStatus
+
+    logging.basicConfig(level=logging.ERROR)
+    log_dir = resolve_data_dir(args.data_dir) / "logs"
+    log_dir.mkdir(exist_ok=True)
+
+    async def probe() -> list[ServerHealth]:
+        gateway = Gateway(config.servers.servers, config.servers.gateway, log_dir)
+        gateway.start()
+        try:
+            await gateway.wait_settled(args.timeout)
+            return gateway.health()
+        finally:
+            await gateway.stop()
+
+    where = config.servers_path or "no servers.yaml found"
+    print(f"config: {where}; profiles: {config.profiles_path or 'none'}")
+    health = asyncio.run(probe()) if config.servers.servers else []
+    rows = [("NAME", "TRANSPORT", "STATUS", "TOOLS", "LATENCY", "ERROR")]
+    for h in health:
+        latency = f"{h.connect_seconds * 1000:.0f} ms" if h.connect_seconds else "-"
+        rows.append((h.name, h.transport, h.status.value, str(h.tools), latency,
+                     h.last_error or ""))
+    print(table(rows))
+    bad = [h for h in health if h.status not in (ServerStatus.UP, ServerStatus.DISABLED)]
+    return EXIT_UNHEALTHY if bad else EXIT_OK
