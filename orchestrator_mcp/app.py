@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastmcp import FastMCP
 
+from orchestrator_mcp.alerts.service import AlertService
 from orchestrator_mcp.config import Config, ProfileConfig
 from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
@@ -20,7 +26,30 @@ class Application:
     data_dir: Path
     gateway: Gateway
     engine: RunEngine
-    front: FastMCP
+    alerts: AlertService
+    front: FastMCP = field(init=False)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Start everything behind the front; the slow parts start in the background so
+        the front answers at once."""
+        self.gateway.start()
+        background = asyncio.create_task(self._start_runs())
+        try:
+            yield
+        finally:
+            await background
+            await self.alerts.stop()
+            await self.engine.stop()
+            await self.gateway.stop()
+
+    async def _start_runs(self) -> None:
+        await self.engine.start()
+        if self.engine.executor:
+            try:
+                await self.alerts.start()
+            except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
+                logging.getLogger(__name__).exception("alert handling could not start")
 
 
 class ProviderCache:
@@ -53,5 +82,11 @@ def build_application(config: Config, data_dir: Path, log_dir: Path | None) -> A
     gateway = Gateway(config.servers.servers, settings, log_dir)
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        cost_of)
-    front = build_front(gateway, settings, engine)
-    return Application(config, data_dir, gateway, engine, front)
+    alerts = AlertService(config.profiles.alerts, engine, http_token(config))
+    application = Application(config, data_dir, gateway, engine, alerts)
+    application.front = build_front(gateway, settings, engine, application.running)
+    return application
+
+
+def http_token(config: Config) -> str | None:
+    return os.environ.get("ORCH_HTTP_TOKEN") or config.servers.http.token

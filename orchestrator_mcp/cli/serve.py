@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from typing import Any
 
@@ -18,7 +17,7 @@ from orchestrator_mcp.cli.common import (
     positive,
     table,
 )
-from orchestrator_mcp.config import Config, resolve_data_dir
+from orchestrator_mcp.config import resolve_data_dir
 
 
 def add_parsers(commands: Any) -> None:
@@ -51,13 +50,11 @@ def add_parsers(commands: Any) -> None:
     check_parser.set_defaults(func=check)
 
 
-def _http_token(config: Config) -> str | None:
-    return os.environ.get("ORCH_HTTP_TOKEN") or config.servers.http.token
-
-
 def serve(args: argparse.Namespace) -> int:
     config = load(args)
-    token = _http_token(config) if args.http else None
+    from orchestrator_mcp.app import http_token
+
+    token = http_token(config) if args.http else None
     if args.http and token is None:
         from orchestrator_mcp.sidecar import is_loopback
 
@@ -84,7 +81,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from orchestrator_mcp.sidecar import build_app
 
-    app = build_app(application.front, application.gateway, token)
+    app = build_app(application.front, application.gateway, token, application.engine,
+                    application.alerts)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                 access_log=False)
     return EXIT_OK

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import fnmatch
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastmcp import FastMCP
@@ -88,27 +88,32 @@ def _tool_infos(
 
 
 def build_front(
-    gateway: Gateway, settings: GatewaySettings, engine: RunEngine | None = None
+    gateway: Gateway,
+    settings: GatewaySettings,
+    engine: RunEngine | None = None,
+    lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
 ) -> FastMCP:
+    """`lifespan` starts and stops the parts behind the front (the composition root's
+    job); without it the gateway alone is started."""
     notifier = CatalogChangeNotifier()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
+    async def front_lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        if lifespan is not None:
+            async with lifespan():
+                yield {}
+            return
         gateway.start()
-        engine_start = asyncio.create_task(engine.start()) if engine else None
         try:
             yield {}
         finally:
-            if engine is not None and engine_start is not None:
-                await engine_start
-                await engine.stop()
             await gateway.stop()
 
     mcp = FastMCP(
         name="orchestrator-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
-        lifespan=lifespan,
+        lifespan=front_lifespan,
     )
     notifier.install(mcp)
 

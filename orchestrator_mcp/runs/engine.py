@@ -181,7 +181,9 @@ class RunEngine:
         *,
         parent_id: str | None = None,
         source: str = "mcp",
+        run_id: str | None = None,
     ) -> RunRecord:
+        """Queue a run. With `run_id`, submitting the same id again changes nothing."""
         goal = goal.strip()
         if not goal:
             raise RunError("the goal is empty; say what the run should achieve")
@@ -192,7 +194,7 @@ class RunEngine:
         self._provider_for(chosen)  # raises a how-to-configure error when there is no LLM
         await self._ready_or_raise()
         now = time.time()
-        record = RunRecord(id=f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
+        record = RunRecord(id=run_id or f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
         await asyncio.to_thread(self.store.create, record)

@@ -8,16 +8,30 @@ from typing import Any
 
 from fastmcp import FastMCP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orchestrator_mcp.alerts.service import AlertService, Rejection
 from orchestrator_mcp.gateway import Gateway
-from orchestrator_mcp.telemetry.metrics import REGISTRY
+from orchestrator_mcp.runs.engine import RunEngine, RunError
+from orchestrator_mcp.runs.models import RunStatus
+from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approved: bool
+    modified_arguments: dict[str, Any] | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+    decided_by: str | None = Field(default=None, max_length=200)
+
+# Probes are open; the webhook checks its own token (Alertmanager's may differ from ours).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/webhooks/alertmanager"})
 
 
 def is_loopback(host: str) -> bool:
@@ -58,8 +72,82 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def build_app(front: FastMCP, gateway: Gateway, token: str | None) -> Starlette:
+def _error(status: int, error: str, detail: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise Rejection(413, "too_large", f"body is {declared} bytes; the limit is {cap} "
+                        "(alerts.max_body_bytes)")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise Rejection(413, "too_large", f"body exceeds {cap} bytes "
+                            "(alerts.max_body_bytes)")
+    return bytes(body)
+
+
+def build_app(
+    front: FastMCP,
+    gateway: Gateway,
+    token: str | None,
+    engine: RunEngine | None = None,
+    alerts: AlertService | None = None,
+) -> Starlette:
     mcp_app = front.http_app(path="/mcp")
+
+    async def alertmanager_webhook(request: Request) -> Response:
+        if alerts is None:
+            return _error(404, "not_found", "alert handling is not configured")
+        try:
+            body = await _read_capped(request, alerts.settings.max_body_bytes)
+            alerts.authenticate(request.headers.get("authorization"), body,
+                                request.headers.get("x-signature-256"))
+            notification = alerts.parse(body)
+            receipt, new = await alerts.receive(notification)
+        except Rejection as exc:
+            ALERT_REJECTED.labels(exc.error).inc()
+            return _error(exc.status, exc.error, exc.detail)
+        except RunError as exc:
+            return _error(503, "unavailable", str(exc))
+        return JSONResponse({"status": "accepted" if new else "already_received",
+                             "receipt": receipt})
+
+    async def list_approvals(_: Request) -> Response:
+        if engine is None:
+            return _error(404, "not_found", "runs are not enabled")
+        try:
+            waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200)
+        except RunError as exc:
+            return _error(503, "unavailable", str(exc))
+        return JSONResponse([
+            {"run_id": r.id, "goal": r.goal, "profile": r.profile,
+             "pending_approval": r.pending_approval.model_dump() if r.pending_approval else None}
+            for r in waiting
+        ])
+
+    async def decide_approval(request: Request) -> Response:
+        if engine is None:
+            return _error(404, "not_found", "runs are not enabled")
+        try:
+            decision = ApprovalRequest.model_validate_json(await _read_capped(request, 65536))
+        except Rejection as exc:
+            return _error(exc.status, exc.error, exc.detail)
+        except ValidationError as exc:
+            return _error(400, "invalid_body", [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+                for e in exc.errors(include_input=False, include_url=False)])
+        try:
+            record = await engine.approve(
+                request.path_params["run_id"], decision.approved,
+                modified_arguments=decision.modified_arguments, reason=decision.reason,
+                decided_by=f"http:{decision.decided_by or 'token'}")
+        except RunError as exc:
+            return _error(409, "conflict", str(exc))
+        return JSONResponse({"run_id": record.id, "status": record.status.value})
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -83,6 +171,9 @@ def build_app(front: FastMCP, gateway: Gateway, token: str | None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/webhooks/alertmanager", alertmanager_webhook, methods=["POST"]),
+            Route("/approvals", list_approvals, methods=["GET"]),
+            Route("/approvals/{run_id}", decide_approval, methods=["POST"]),
             Mount("/", app=mcp_app),
         ],
         lifespan=mcp_app.lifespan,

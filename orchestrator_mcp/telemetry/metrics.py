@@ -37,3 +37,33 @@ CATALOG_TOOLS = Gauge(
     "Tools in the gateway catalog.",
     registry=REGISTRY,
 )
+ALERT_NOTIFICATIONS = Counter(
+    "orchestrator_alert_notifications",
+    "Alertmanager notifications by outcome (run_created, deduplicated, annotated, cancelled, "
+    "deferred, summarized, cooldown, no_rule, error, duplicate_delivery) and rule.",
+    ["outcome", "rule"],
+    registry=REGISTRY,
+)
+ALERT_REJECTED = Counter(
+    "orchestrator_alert_rejected_requests",
+    "Webhook requests refused before storage, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+ALERT_DEDUPLICATED = Counter(
+    "orchestrator_alert_deduplicated",
+    "Firing notifications attached to a run already open for their group.",
+    registry=REGISTRY,
+)
+ALERT_RUNS = Counter(
+    "orchestrator_alert_runs_created",
+    "Runs opened for alert groups, by rule.",
+    ["rule"],
+    registry=REGISTRY,
+)
+ALERT_SECONDS = Histogram(
+    "orchestrator_alert_handling_duration_seconds",
+    "Time to route one stored notification to its outcome.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)

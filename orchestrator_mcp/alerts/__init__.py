@@ -1,0 +1,1 @@
+"""Alertmanager webhooks: receipt, routing rules, dedup, lifecycle, storm control."""

@@ -1,0 +1,260 @@
+"""Alertmanager notifications → runs: receipt, routing, dedup, lifecycle, storm control.
+
+A notification is stored before it is acknowledged (`receive`); one processor task then
+handles stored notifications in arrival order (`_process`), so dedup decisions never race.
+A crash between the two is repaired at start: every stored, unprocessed notification is
+processed again. Runs created for a notification have an id derived from it, so doing that
+twice creates one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import ValidationError
+
+from orchestrator_mcp.alerts.payload import Notification
+from orchestrator_mcp.alerts.store import AlertStore
+from orchestrator_mcp.config.models import AlertRule, AlertsSettings
+from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.runs.models import StepRecord
+from orchestrator_mcp.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+STORM_CHECK_SECONDS = 5.0
+_templates = SandboxedEnvironment(autoescape=False)
+
+
+class Rejection(Exception):
+    def __init__(self, status: int, error: str, detail: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def match_rule(rules: list[AlertRule], labels: dict[str, str]) -> AlertRule | None:
+    for rule in rules:
+        if all(labels.get(k) == v for k, v in rule.match.items()) and all(
+            re.fullmatch(p, labels.get(k, "")) for k, p in rule.match_re.items()
+        ):
+            return rule
+    return None
+
+
+def render_goal(rule: AlertRule, notification: Notification) -> str:
+    template = _templates.from_string(rule.goal)
+    return template.render(
+        status=notification.status, labels=notification.labels,
+        annotations=notification.common_annotations or notification.alerts[0].annotations,
+        alerts=[a.model_dump() for a in notification.alerts], group_key=notification.group_key,
+    ).strip()[:10_000]
+
+
+class AlertService:
+    def __init__(self, settings: AlertsSettings, engine: RunEngine,
+                 http_token: str | None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._tokens = [t for t in (settings.token, http_token) if t]
+        self.store: AlertStore | None = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ---- receipt (the HTTP handler's part) ------------------------------------------
+
+    def authenticate(self, authorization: str | None, body: bytes, signature: str | None) -> None:
+        given = (authorization or "").encode()
+        if not any(hmac.compare_digest(given, f"Bearer {t}".encode()) for t in self._tokens):
+            raise Rejection(401, "unauthorized", "missing or invalid bearer token; set "
+                            "http_config.authorization.credentials in Alertmanager's receiver "
+                            "to alerts.token (profiles.yaml) or ORCH_HTTP_TOKEN")
+        if self.settings.hmac_secret:
+            expected = "sha256=" + hmac.new(self.settings.hmac_secret.encode(), body,
+                                            hashlib.sha256).hexdigest()
+            if not hmac.compare_digest((signature or "").encode(), expected.encode()):
+                raise Rejection(401, "bad_signature", "X-Signature-256 does not match the "
+                                "body signed with alerts.hmac_secret")
+
+    @staticmethod
+    def parse(body: bytes) -> Notification:
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Rejection(400, "invalid_json", f"body is not JSON: {exc}") from None
+        try:
+            return Notification.model_validate(data)
+        except ValidationError as exc:
+            problems = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+                for e in exc.errors(include_input=False, include_url=False)[:20]
+            ]
+            raise Rejection(400, "invalid_payload", problems) from None
+
+    async def receive(self, notification: Notification) -> tuple[str, bool]:
+        """Store it (durably) and queue it; returns (receipt id, new?)."""
+        if self.store is None:
+            await self.engine._ready_or_raise()
+            assert self.store is not None
+        receipt = notification.receipt_id
+        new = await asyncio.to_thread(
+            self.store.receive, receipt, notification.group_id, notification.status,
+            notification.model_dump(by_alias=True))
+        if new:
+            self._queue.put_nowait(receipt)
+        else:
+            metrics.ALERT_NOTIFICATIONS.labels("duplicate_delivery", "").inc()
+        return receipt, new
+
+    # ---- processing -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.engine._ready_or_raise()
+        self.store = await asyncio.to_thread(AlertStore, self.engine.store.engine)
+        for pending in await asyncio.to_thread(self.store.pending):
+            self._queue.put_nowait(pending.receipt_id)
+        self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor"),
+                       asyncio.create_task(self._storm_summarizer(), name="alerts:storms")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until every queued notification is processed (for tests and shutdown)."""
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+
+    async def _processor(self) -> None:
+        while True:
+            receipt = await self._queue.get()
+            started = time.perf_counter()
+            try:
+                await self._process(receipt)
+            except Exception:  # noqa: BLE001 - one bad alert must not stop the others
+                log.exception("alert notification %s could not be processed", receipt)
+                assert self.store is not None
+                await asyncio.to_thread(self.store.settle, receipt, state="done",
+                                        outcome="error", rule=None)
+            metrics.ALERT_SECONDS.observe(time.perf_counter() - started)
+
+    async def _process(self, receipt: str) -> None:
+        store = self.store
+        assert store is not None
+        stored = await asyncio.to_thread(store.get, receipt)
+        if stored is None or stored.state != "received":
+            return
+        notification = Notification.model_validate(stored.body)
+        rule = match_rule(self.settings.rules, notification.labels)
+
+        async def settle(outcome: str, run_id: str | None = None, state: str = "done",
+                         detail: str | None = None) -> None:
+            await asyncio.to_thread(store.settle, receipt, state=state, outcome=outcome,
+                                    rule=rule.name if rule else None, run_id=run_id,
+                                    detail=detail)
+            metrics.ALERT_NOTIFICATIONS.labels(outcome, rule.name if rule else "").inc()
+
+        if rule is None:
+            return await settle("no_rule")
+        group = await asyncio.to_thread(store.group, notification.group_id)
+        open_run = None
+        if group is not None and group.run_id:
+            record = await asyncio.to_thread(self.engine.store.get, group.run_id,
+                                             with_steps=False)
+            if record is not None and not record.status.finished:
+                open_run = record
+
+        if notification.status == "resolved":
+            if group is None or group.run_id is None:
+                return await settle("resolved_without_run")
+            await asyncio.to_thread(store.touch_group, notification.group_id, resolved=True)
+            await self._annotate(group.run_id, "the alert group resolved in Alertmanager")
+            if open_run is not None and rule.cancel_on_resolved:
+                await self.engine.cancel(group.run_id)
+                return await settle("cancelled", group.run_id)
+            return await settle("annotated", group.run_id)
+
+        if open_run is not None:
+            await asyncio.to_thread(store.touch_group, notification.group_id)
+            metrics.ALERT_DEDUPLICATED.inc()
+            return await settle("deduplicated", open_run.id)
+        if rule.cooldown_seconds:
+            last = await asyncio.to_thread(store.last_run_opened, rule.name)
+            if last is not None and time.time() - last < rule.cooldown_seconds:
+                return await settle("cooldown")
+        if await self._rule_busy(rule) or await self._storming():
+            return await settle("deferred", state="deferred")
+        run_id = f"run_alert_{receipt[:16]}"
+        try:
+            await self.engine.submit(render_goal(rule, notification), rule.profile,
+                                     {"alert": notification.model_dump(by_alias=True)},
+                                     source="alertmanager", run_id=run_id)
+        except Exception as exc:  # noqa: BLE001 - recorded with the notification
+            return await settle("error", detail=str(exc))
+        await asyncio.to_thread(store.open_group, notification.group_id, rule.name, run_id)
+        metrics.ALERT_RUNS.labels(rule.name).inc()
+        return await settle("run_created", run_id)
+
+    async def _rule_busy(self, rule: AlertRule) -> bool:
+        assert self.store is not None
+        open_runs = 0
+        for run_id in await asyncio.to_thread(self.store.runs_for_rule, rule.name):
+            record = await asyncio.to_thread(self.engine.store.get, run_id, with_steps=False)
+            if record is not None and not record.status.finished:
+                open_runs += 1
+        return open_runs >= rule.max_concurrent
+
+    async def _storming(self) -> bool:
+        assert self.store is not None
+        recent = await asyncio.to_thread(self.store.runs_opened_since, time.time() - 60)
+        return recent >= self.settings.max_new_runs_per_minute
+
+    async def _annotate(self, run_id: str, text: str) -> None:
+        record = await asyncio.to_thread(self.engine.store.get, run_id)
+        if record is None:
+            return
+        n = 1_000_000 + len(record.steps)
+        await asyncio.to_thread(self.engine.store.add_step, run_id,
+                                StepRecord(n=n, kind="note", at=time.time(), summary=text))
+
+    async def _storm_summarizer(self) -> None:
+        """Deferred notifications become one summary run when there is room again."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(STORM_CHECK_SECONDS)
+            try:
+                deferred = await asyncio.to_thread(self.store.pending, "deferred")
+                if not deferred or await self._storming():
+                    continue
+                await self._summarize(deferred)
+            except Exception:  # noqa: BLE001
+                log.exception("alert storm summary failed")
+
+    async def _summarize(self, deferred: list[Any]) -> None:
+        assert self.store is not None
+        notes = [Notification.model_validate(d.body) for d in deferred]
+        lines = [f"- {n.status}: " + ", ".join(f"{k}={v}" for k, v in sorted(n.labels.items()))
+                 for n in notes[:50]]
+        goal = (f"An alert storm deferred {len(notes)} notifications. Find what they have in "
+                "common and diagnose the shared cause first:\n" + "\n".join(lines))
+        rule = match_rule(self.settings.rules, notes[0].labels)
+        profile = rule.profile if rule else "default"
+        run_id = f"run_storm_{deferred[0].receipt_id[:16]}"
+        await self.engine.submit(goal, profile, {"deferred": len(notes)},
+                                 source="alertmanager", run_id=run_id)
+        await asyncio.to_thread(self.store.open_group, f"storm:{run_id}",
+                                rule.name if rule else "storm", run_id)
+        for item in deferred:
+            await asyncio.to_thread(self.store.settle, item.receipt_id, state="done",
+                                    outcome="summarized", rule=rule.name if rule else None,
+                                    run_id=run_id)
+        metrics.ALERT_NOTIFICATIONS.labels("summarized", rule.name if rule else "").inc(
+            len(deferred))

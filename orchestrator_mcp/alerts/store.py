@@ -1,0 +1,140 @@
+"""Alert notifications and groups, stored beside the runs table (same database)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+notifications = sa.Table(
+    "orch_alert_notifications", metadata,
+    sa.Column("receipt_id", sa.String(64), primary_key=True),
+    sa.Column("group_id", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # received|deferred|done
+    sa.Column("rule", sa.String(64)),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("detail", sa.Text),
+    sa.Column("processed_at", sa.Float),
+)
+
+groups = sa.Table(
+    "orch_alert_groups", metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+)
+
+
+@dataclass(frozen=True)
+class StoredNotification:
+    receipt_id: str
+    body: dict[str, Any]
+    state: str
+    outcome: str | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: str
+    rule: str
+    run_id: str | None
+    opened_at: float
+    resolved_at: float | None
+
+
+class AlertStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    def receive(self, receipt_id: str, group_id: str, status: str, body: dict[str, Any]) -> bool:
+        """Store a notification before it is acknowledged. False: already received."""
+        with self.engine.begin() as db:
+            if db.execute(sa.select(notifications.c.receipt_id).where(
+                    notifications.c.receipt_id == receipt_id)).first():
+                return False
+            db.execute(notifications.insert().values(
+                receipt_id=receipt_id, group_id=group_id, status=status,
+                body=json.dumps(body), received_at=time.time(), state="received"))
+            return True
+
+    def pending(self, state: str = "received") -> list[StoredNotification]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(notifications).where(notifications.c.state == state)
+                              .order_by(notifications.c.received_at)).mappings().all()
+        return [self._notification(r) for r in rows]
+
+    def get(self, receipt_id: str) -> StoredNotification | None:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(notifications).where(
+                notifications.c.receipt_id == receipt_id)).mappings().first()
+        return self._notification(row) if row else None
+
+    def count(self) -> int:
+        with self.engine.connect() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(notifications))
+                       .scalar_one())
+
+    @staticmethod
+    def _notification(row: Any) -> StoredNotification:
+        return StoredNotification(receipt_id=row["receipt_id"], body=json.loads(row["body"]),
+                                  state=row["state"], outcome=row["outcome"],
+                                  run_id=row["run_id"])
+
+    def settle(self, receipt_id: str, *, state: str, outcome: str, rule: str | None,
+               run_id: str | None = None, detail: str | None = None) -> None:
+        with self.engine.begin() as db:
+            db.execute(notifications.update().where(notifications.c.receipt_id == receipt_id)
+                       .values(state=state, outcome=outcome, rule=rule, run_id=run_id,
+                               detail=detail, processed_at=time.time()))
+
+    def group(self, group_id: str) -> Group | None:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(groups).where(groups.c.group_id == group_id)) \
+                .mappings().first()
+        if row is None:
+            return None
+        return Group(group_id=row["group_id"], rule=row["rule"], run_id=row["run_id"],
+                     opened_at=row["opened_at"], resolved_at=row["resolved_at"])
+
+    def open_group(self, group_id: str, rule: str, run_id: str) -> None:
+        now = time.time()
+        with self.engine.begin() as db:
+            db.execute(groups.delete().where(groups.c.group_id == group_id))
+            db.execute(groups.insert().values(group_id=group_id, rule=rule, run_id=run_id,
+                                              opened_at=now, last_seen=now))
+
+    def touch_group(self, group_id: str, *, resolved: bool = False) -> None:
+        values: dict[str, Any] = {"last_seen": time.time()}
+        if resolved:
+            values["resolved_at"] = time.time()
+        with self.engine.begin() as db:
+            db.execute(groups.update().where(groups.c.group_id == group_id).values(**values))
+
+    def runs_for_rule(self, rule: str) -> list[str]:
+        with self.engine.connect() as db:
+            return [r[0] for r in db.execute(sa.select(groups.c.run_id).where(
+                (groups.c.rule == rule) & groups.c.run_id.isnot(None)))]
+
+    def last_run_opened(self, rule: str) -> float | None:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.max(groups.c.opened_at)).where(
+                groups.c.rule == rule)).scalar_one()
+
+    def runs_opened_since(self, since: float) -> int:
+        with self.engine.connect() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(groups).where(
+                groups.c.opened_at >= since)).scalar_one())
