@@ -233,3 +233,43 @@ async def test_http_no_auth_on_loopback(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_token_scopes(tmp_path: Path, everything_cfg: dict) -> None:
+    reader, approver = "reader-token-0123456789", "approver-token-0123456789"
+    config = write_config(
+        tmp_path / "config", {"everything": everything_cfg},
+        http={"tokens": [{"name": "dashboard", "token": reader, "scopes": ["read"]},
+                         {"name": "oncall", "token": approver, "scopes": ["read", "approve"]}]})
+    port = free_port()
+    env = {k: v for k, v in __import__("os").environ.items() if k != "ORCH_HTTP_TOKEN"}
+    proc = subprocess.Popen([sys.executable, *serve_args(config, tmp_path / "d", "--http",
+                                                         "--port", str(port))], env=env)
+    try:
+        wait_for_port(port)
+        base = f"http://127.0.0.1:{port}"
+        async with Client(StreamableHttpTransport(f"{base}/mcp", auth=reader)) as client:
+            await wait_for_tool(client, "call_tool")
+            servers = await client.call_tool("list_servers", {})
+            assert servers.structured_content["result"][0]["name"] == "everything"
+            denied = await client.call_tool_mcp("call_tool", {"name": "everything_echo",
+                                                              "arguments": {"message": "x"}})
+            assert denied.is_error
+            assert "token 'dashboard' lacks the 'run' scope" in denied.content[0].text
+            denied = await client.call_tool_mcp("approve", {"run_id": "r", "approved": True})
+            assert "lacks the 'approve' scope" in denied.content[0].text
+        async with httpx2.AsyncClient() as http:
+            read = {"Authorization": f"Bearer {reader}"}
+            assert (await http.get(f"{base}/metrics", headers=read)).status_code == 200
+            refused = await http.post(f"{base}/approvals/run_x", headers=read,
+                                      json={"approved": True})
+            assert refused.status_code == 403
+            assert "lacks the 'approve' scope" in refused.json()["detail"]
+            allowed = await http.post(f"{base}/approvals/run_x",
+                                      headers={"Authorization": f"Bearer {approver}"},
+                                      json={"approved": True})
+            assert allowed.status_code == 409  # authorised; there is no such run
+            assert "no run 'run_x'" in allowed.json()["detail"]
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -55,7 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     from orchestrator_mcp.app import http_token
 
     token = http_token(config) if args.http else None
-    if args.http and token is None:
+    if args.http and token is None and not config.servers.http.tokens:
         from orchestrator_mcp.sidecar import is_loopback
 
         if not args.no_auth:
@@ -79,9 +79,10 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from orchestrator_mcp.sidecar import build_app
+    from orchestrator_mcp.sidecar import build_app, token_table
 
-    app = build_app(application.front, application.gateway, token, application.engine,
+    app = build_app(application.front, application.gateway,
+                    token_table(config.servers.http, token), application.engine,
                     application.alerts)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                 access_log=False)

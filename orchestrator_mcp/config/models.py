@@ -117,8 +117,32 @@ class GatewaySettings(Strict):
     reconnect_max_backoff: float = Field(default=60, ge=1, le=3600)
 
 
+Scope = Literal["read", "run", "approve", "admin"]
+ALL_SCOPES: tuple[Scope, ...] = ("read", "run", "approve", "admin")
+
+
+class HttpToken(Strict):
+    name: Name
+    token: str = Field(min_length=16, description="at least 16 characters")
+    scopes: list[Scope] = Field(min_length=1)
+
+
 class HttpSettings(Strict):
-    token: str | None = Field(default=None, description="Bearer token for HTTP callers.")
+    token: str | None = Field(
+        default=None, description="Bearer token with every scope (ORCH_HTTP_TOKEN wins).")
+    tokens: list[HttpToken] = Field(
+        default_factory=list, description="More tokens, each with its own scopes.")
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct(cls, tokens: list[HttpToken]) -> list[HttpToken]:
+        names = [t.name for t in tokens]
+        values = [t.token for t in tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("two tokens have the same name")
+        if len(set(values)) != len(values):
+            raise ValueError("two tokens have the same value")
+        return tokens
 
 
 class ServersFile(Strict):

@@ -25,6 +25,7 @@ from orchestrator_mcp.front.passthrough import (
     to_tool_result,
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
+from orchestrator_mcp.front.scopes import ScopeGuard
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
@@ -114,6 +115,7 @@ def build_front(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=front_lifespan,
+        middleware=[ScopeGuard()],
     )
     notifier.install(mcp)
 

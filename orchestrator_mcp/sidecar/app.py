@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from fastmcp import FastMCP
@@ -16,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator_mcp.alerts.service import AlertService, Rejection
+from orchestrator_mcp.config.models import ALL_SCOPES, HttpSettings
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.runs.models import RunStatus
@@ -43,33 +45,63 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class BearerAuth:
-    """Require `Authorization: Bearer <token>` on every path but the health probes."""
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+
+def token_table(settings: HttpSettings, main_token: str | None) -> dict[bytes, Principal]:
+    """Bearer header value → who it is and what it may do."""
+    table = {f"Bearer {t.token}".encode(): Principal(t.name, frozenset(t.scopes))
+             for t in settings.tokens}
+    if main_token:
+        table[f"Bearer {main_token}".encode()] = Principal("main", frozenset(ALL_SCOPES))
+    return table
+
+
+# The scope each sidecar route needs; /mcp checks per tool (front.scopes).
+ROUTE_SCOPES = {("GET", "/metrics"): "read", ("GET", "/approvals"): "read",
+                ("POST", "/approvals"): "approve"}
+
+
+class BearerAuth:
+    """Require `Authorization: Bearer <token>` on every path but the probes and the
+    webhook; put the caller in `scope["state"]` for per-tool checks."""
+
+    def __init__(self, app: ASGIApp, tokens: dict[bytes, Principal] | None) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self._expected is None
-            or scope["type"] != "http"
-            or scope["path"] in OPEN_PATHS
-        ):
+        if not self._tokens or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self._expected):
+        principal = next((p for value, p in self._tokens.items()
+                          if hmac.compare_digest(given, value)), None)
+        if principal is None:
             reason = "missing bearer token" if not given else "invalid bearer token"
-            response = JSONResponse(
-                {"error": "unauthorized", "detail": f"{reason}; send 'Authorization: Bearer "
-                 "<token>' with the token set in ORCH_HTTP_TOKEN or servers.yaml http.token"},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="orchestrator-mcp"'},
-            )
-            await response(scope, receive, send)
+            await _deny(scope, receive, send, 401, "unauthorized",
+                        f"{reason}; send 'Authorization: Bearer <token>' with a token from "
+                        "ORCH_HTTP_TOKEN or servers.yaml http.tokens")
             return
+        route = "/" + scope["path"].strip("/").split("/")[0]
+        needed = ROUTE_SCOPES.get((scope["method"], route))
+        if needed and needed not in principal.scopes:
+            await _deny(scope, receive, send, 403, "forbidden",
+                        f"token '{principal.name}' lacks the '{needed}' scope")
+            return
+        scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: str,
+                detail: str) -> None:
+    headers = {"WWW-Authenticate": 'Bearer realm="orchestrator-mcp"'} if status == 401 else {}
+    response = JSONResponse({"error": error, "detail": detail}, status_code=status,
+                            headers=headers)
+    await response(scope, receive, send)
 
 
 def _error(status: int, error: str, detail: Any) -> JSONResponse:
@@ -93,7 +125,7 @@ async def _read_capped(request: Request, cap: int) -> bytes:
 def build_app(
     front: FastMCP,
     gateway: Gateway,
-    token: str | None,
+    tokens: dict[bytes, Principal] | None,
     engine: RunEngine | None = None,
     alerts: AlertService | None = None,
 ) -> Starlette:
@@ -178,5 +210,5 @@ def build_app(
         ],
         lifespan=mcp_app.lifespan,
     )
-    app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(BearerAuth, tokens=tokens)
     return app
