@@ -168,6 +168,9 @@ class ApprovalRules(Strict):
     require: list[str] = Field(default_factory=list)
     auto_approve: list[str] = Field(default_factory=list)
     destructive: Literal["require", "allow"] = "require"
+    timeout_seconds: float = Field(
+        default=3600, gt=0, le=7 * 86400,
+        description="how long a call waits for a decision before it expires (not executed)")
 
     @field_validator("require", "auto_approve")
     @classmethod

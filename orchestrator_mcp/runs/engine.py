@@ -51,7 +51,6 @@ class RunEngine:
         provider_for: Callable[[ProfileConfig], Any],
         cost_of: Callable[[str, str, int, int], float | None],
         *,
-        approval_timeout: float = 3600.0,
         database_url: str | None = None,
         concurrency: int = 50,
     ) -> None:
@@ -60,7 +59,6 @@ class RunEngine:
         self.profiles = default_profiles(profiles)
         self._provider_for = provider_for
         self._cost_of = cost_of
-        self._approval_timeout = approval_timeout
         self._database_url = database_url or f"sqlite:///{data_dir / 'runs.sqlite'}"
         self._dbos_url = database_url or f"sqlite:///{data_dir / 'dbos.sqlite'}"
         self._ready = asyncio.Event()
@@ -127,8 +125,7 @@ class RunEngine:
 
         planner.install(planner.Runtime(
             store=self.store, gateway=self.gateway, profiles=self.profiles,
-            provider_for=self._provider_for, approval_timeout=self._approval_timeout,
-            cost_of=self._cost_of,
+            provider_for=self._provider_for, cost_of=self._cost_of,
         ))
         self._dbos = DBOS(config={
             "name": DBOS_APP_NAME,

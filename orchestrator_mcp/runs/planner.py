@@ -46,7 +46,6 @@ class Runtime:
     gateway: Gateway
     profiles: dict[str, ProfileConfig]
     provider_for: Any  # Callable[[ProfileConfig], LLMProvider]
-    approval_timeout: float
     cost_of: Any  # Callable[[str, str, int, int], float | None]
 
 
@@ -283,7 +282,7 @@ async def _one_call(run_id: str, n: int, profile_name: str, call: ToolCall) -> d
     key = f"{n}:{call.id}"  # models may reuse call ids; the position in the run is unique
     if prepared["approval"]:
         now = time.time()
-        timeout = rt().approval_timeout
+        timeout = rt().profiles[profile_name].approval.timeout_seconds
         pending = PendingApproval(call_id=key, tool=call.name, arguments=arguments,
                                   reason=prepared["approval"], requested_at=now,
                                   expires_at=now + timeout)

@@ -55,6 +55,13 @@ def build(count_file: Path) -> FastMCP:
         await asyncio.sleep(seconds)
         return "done"
 
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
+    async def slow_write(seconds: float) -> str:
+        """Record a write, then take a while to answer (not idempotent)."""
+        record("slow_write")
+        await asyncio.sleep(seconds)
+        return "written"
+
     @mcp.tool(name="weird.name with spaces")
     def weird() -> str:
         """A tool whose name is not valid for every host."""

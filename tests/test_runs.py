@@ -1,0 +1,284 @@
+"""Goal runs end to end: `orchestrator-mcp serve` in a subprocess, the real openai client
+against a local Chat Completions server, real downstream MCP servers, DBOS on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+from tests.conftest import write_config
+from tests.fake_openai import FakeOpenAI
+
+PROFILES = {
+    "profiles": {
+        "default": {"role": "Test planner."},
+        "ops": {"servers": ["counter"],
+                "approval": {"auto_approve": ["counter_bump", "counter_slow_write"]}},
+        "short": {"budgets": {"max_steps": 2}},
+        "hasty": {"approval": {"timeout_seconds": 1}},
+    }
+}
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def setup(tmp_path: Path, everything_cfg: dict, counter_stdio_cfg: dict) -> dict[str, Path]:
+    config = write_config(tmp_path / "config",
+                          {"everything": everything_cfg, "counter": counter_stdio_cfg})
+    (config / "profiles.yaml").write_text(yaml.safe_dump(PROFILES))
+    return {"config": config, "data": tmp_path / "data",
+            "counts": Path(counter_stdio_cfg["args"][2])}
+
+
+def bumps(setup: dict[str, Path]) -> int:
+    return setup["counts"].read_text().splitlines().count("bump")
+
+
+@asynccontextmanager
+async def server(setup: dict[str, Path], llm: FakeOpenAI | None,
+                 extra_env: dict[str, str] | None = None) -> AsyncIterator[Client]:
+    env = {**os.environ, **(llm.env() if llm else {}), **(extra_env or {})}
+    if llm is None:
+        for key in ("LLM_PROVIDER", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OLLAMA_BASE_URL",
+                    "BEDROCK_MODEL_ID", "LLM_SCRIPT"):
+            env.pop(key, None)
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "orchestrator_mcp", "--config-dir", str(setup["config"]), "--data-dir",
+         str(setup["data"]), "serve"],
+        env=env, log_file=setup["data"].parent / "server-stderr.log")
+    async with Client(transport, timeout=120) as client:
+        await wait_for_catalog(client)
+        yield client
+
+
+async def wait_for_catalog(client: Client) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            servers = (await client.call_tool("list_servers", {})).structured_content["result"]
+            if all(s["status"] == "up" for s in servers):
+                return
+            await asyncio.sleep(0.1)
+
+
+async def start(client: Client, goal: str, profile: str = "default", **kw: Any) -> dict:
+    result = await client.call_tool("run", {"goal": goal, "profile": profile, **kw})
+    return result.structured_content
+
+
+async def until(client: Client, run_id: str, *statuses: str, timeout: float = 60) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            record = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
+            if record["status"] in statuses:
+                return record
+            await asyncio.sleep(0.1)
+
+
+async def test_run_calls_tools_and_answers(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, 'CALL everything_echo {"message": "hello run"}', wait=True)
+        assert view["status"] == "completed", view
+        assert "Echo: hello run" in view["answer"]
+        assert view["usage"]["input_tokens"] == 200  # two model turns
+        record = await until(client, view["run_id"], "completed")
+        kinds = [s["kind"] for s in record["steps"]]
+        assert kinds[:3] == ["llm", "tool", "llm"]
+        tool_step = record["steps"][1]
+        assert tool_step["detail"]["tool"] == "everything_echo"
+        # The model saw the result fenced as untrusted data.
+        second_call = llm.requests[1]["messages"]
+        fenced = next(m["content"] for m in second_call if m["role"] == "tool")
+        assert fenced.startswith('<tool_result tool="everything_echo">')
+        listed = (await client.call_tool("list_runs", {"status": "completed"}))
+        assert [r["run_id"] for r in listed.structured_content["result"]] == [view["run_id"]]
+
+
+async def test_parallel_tool_calls_in_one_turn(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        goal = ('PARALLEL everything_echo {"message": "a"} ;; '
+                'everything_get-sum {"a": 1, "b": 2}')
+        view = await start(client, goal, wait=True)
+        assert view["status"] == "completed"
+        tools = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+        assert len(tools) == 2 and "3" in tools[1]["content"]
+
+
+async def test_destructive_call_waits_and_approval_runs_it(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, "CALL counter_bump {}", wait=True)
+        assert view["status"] == "awaiting_approval"
+        pending = view["pending_approval"]
+        assert pending["tool"] == "counter_bump"
+        assert "may be destructive" in pending["reason"]
+        assert bumps(setup) == 0
+        decided = await client.call_tool("approve", {"run_id": view["run_id"],
+                                                     "approved": True, "reason": "ok"})
+        assert decided.structured_content["status"] in ("running", "completed")
+        record = await until(client, view["run_id"], "completed")
+        assert bumps(setup) == 1
+        approval = [s for s in record["steps"] if s["kind"] == "approval"]
+        assert "approved by mcp:" in approval[-1]["summary"]
+
+
+async def test_rejection_is_told_to_the_model(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, "CALL counter_bump {}", wait=True)
+        await client.call_tool("approve", {"run_id": view["run_id"], "approved": False,
+                                           "reason": "not during business hours"})
+        record = await until(client, view["run_id"], "completed")
+        assert bumps(setup) == 0
+        assert "NOT EXECUTED: a human rejected this call" in record["answer"]
+        assert "not during business hours" in record["answer"]
+
+
+async def test_modified_arguments_are_used(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, 'CALL everything_get-env {}', wait=True)
+        assert view["status"] == "awaiting_approval"  # get-env is not annotated read-only
+        await client.call_tool("approve", {"run_id": view["run_id"], "approved": True,
+                                           "modified_arguments": {}})
+        record = await until(client, view["run_id"], "completed")
+        assert record["answer"].startswith("DONE")
+
+
+async def test_approval_expires(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, "CALL counter_bump {}", "hasty", wait=True)
+        record = await until(client, view["run_id"], "completed", timeout=30)
+        assert "approval expired" in record["answer"]
+        assert bumps(setup) == 0
+        late = await client.call_tool_mcp("approve", {"run_id": view["run_id"],
+                                                      "approved": True})
+        assert late.is_error and "not waiting for an approval" in late.content[0].text
+
+
+async def test_profile_catalog_is_the_only_catalog(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, 'CALL everything_echo {"message": "x"}', "ops", wait=True)
+        record = await until(client, view["run_id"], "completed")
+        assert "no such tool in your catalog" in record["answer"]
+        offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
+        assert offered and all(name.startswith("counter_") for name in offered)
+
+
+async def test_step_budget_ends_the_run_with_its_reason(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        goal = "\n".join(['CALL everything_echo {"message": "1"}'] * 3)
+        view = await start(client, goal, "short", wait=True)
+        assert view["status"] == "failed"
+        assert view["stop_reason"] == "budget_max_steps"
+        assert "within 2 steps" in view["error"]
+
+
+async def test_cancel_during_a_tool_call(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, 'CALL counter_slow {"seconds": 20}', "ops")
+        await until(client, view["run_id"], "running")
+        await asyncio.sleep(1)
+        cancelled = await client.call_tool("cancel_run", {"run_id": view["run_id"]})
+        assert cancelled.structured_content["status"] == "cancelled"
+        await asyncio.sleep(1)
+        record = await until(client, view["run_id"], "cancelled")
+        assert record["stop_reason"] == "cancelled"
+
+
+async def test_without_a_provider_run_says_how_to_configure_one(setup) -> None:
+    async with server(setup, None) as client:
+        result = await client.call_tool_mcp("run", {"goal": "anything"})
+        assert result.is_error
+        text = result.content[0].text
+        assert "LLM_PROVIDER" in text or "OPENAI" in text
+        servers = await client.call_tool("list_servers", {})
+        assert servers.structured_content["result"]  # everything else works
+
+
+async def test_bad_run_arguments(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        unknown = await client.call_tool_mcp("run", {"goal": "x", "profile": "nope"})
+        assert unknown.is_error and "unknown profile 'nope'" in unknown.content[0].text
+        empty = await client.call_tool_mcp("run", {"goal": "   "})
+        assert empty.is_error and "goal is empty" in empty.content[0].text
+        missing = await client.call_tool_mcp("get_run", {"run_id": "run_nope"})
+        assert missing.is_error and "no run 'run_nope'" in missing.content[0].text
+
+
+async def test_fifty_concurrent_runs(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        views = await asyncio.gather(*(
+            start(client, f'CALL everything_echo {{"message": "n{i}"}}') for i in range(50)))
+        records = await asyncio.gather(*(until(client, v["run_id"], "completed", timeout=120)
+                                         for v in views))
+        assert all(f"Echo: n{i}" in r["answer"] for i, r in enumerate(records))
+
+
+def _server_pid(setup: dict[str, Path]) -> int:
+    return int((setup["data"] / "executor.lock").read_text())
+
+
+async def test_sigkill_mid_run_resumes_without_repeating_completed_calls(setup, llm) -> None:
+    goal = "\n".join(["CALL counter_bump {}", 'CALL counter_slow {"seconds": 4}',
+                      "CALL counter_bump {}"])
+    async with server(setup, llm) as client:
+        view = await start(client, goal, "ops")
+        async with asyncio.timeout(30):
+            while bumps(setup) < 1:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1)  # inside counter_slow now
+        os.kill(_server_pid(setup), signal.SIGKILL)
+    async with server(setup, llm) as client:
+        record = await until(client, view["run_id"], "completed", timeout=60)
+    assert bumps(setup) == 2, "the first bump must not run again after the restart"
+    tools = [s for s in record["steps"] if s["kind"] == "tool"]
+    assert [s["detail"]["tool"] for s in tools] == ["counter_bump", "counter_slow",
+                                                   "counter_bump"]
+    assert tools[1]["detail"]["repeated_after_restart"] is True  # read-only: sent again
+
+
+async def test_in_doubt_destructive_call_is_not_repeated(setup, llm) -> None:
+    # The process dies while a non-idempotent call is in flight: its effect happened, its
+    # result was never recorded.
+    goal = 'CALL counter_slow_write {"seconds": 4}'
+    async with server(setup, llm) as client:
+        view = await start(client, goal, "ops")
+        async with asyncio.timeout(30):
+            while "slow_write" not in setup["counts"].read_text():
+                await asyncio.sleep(0.05)
+        os.kill(_server_pid(setup), signal.SIGKILL)
+    async with server(setup, llm) as client:
+        record = await until(client, view["run_id"], "completed", timeout=60)
+    assert setup["counts"].read_text().splitlines().count("slow_write") == 1
+    assert "unknown whether it took effect" in record["answer"]
+
+
+def test_cli_run_prints_progress_and_answer(setup, llm) -> None:
+    env = {**os.environ, **llm.env()}
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(setup["config"]),
+         "--data-dir", str(setup["data"]), "run", 'CALL everything_echo {"message": "cli"}'],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "tool     everything_echo: ok" in result.stdout
+    assert "Echo: cli" in result.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(setup["config"]),
+         "--data-dir", str(setup["data"]), "runs", "list"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert "completed" in listed.stdout
