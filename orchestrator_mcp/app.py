@@ -65,7 +65,7 @@ class ProviderCache:
             from orchestrator_mcp.llm import provider_from_settings
 
             self._providers[key] = provider_from_settings(
-                getattr(self._config.servers, "llm", None),
+                self._config.servers.llm,
                 profile_provider=profile.provider, profile_model=profile.model,
             )
         return self._providers[key]

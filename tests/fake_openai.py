@@ -17,7 +17,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_PLAN = re.compile(r"^(CALL|PARALLEL|SLEEP)\s+(.*)$", re.MULTILINE)
+_PLAN = re.compile(r"\b(CALL|PARALLEL|SLEEP)\s+(.*)$", re.MULTILINE)
 
 
 def plan_of(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -151,12 +151,14 @@ async def test_rejection_is_told_to_the_model(setup, llm) -> None:
 
 async def test_modified_arguments_are_used(setup, llm) -> None:
     async with server(setup, llm) as client:
-        view = await start(client, 'CALL everything_get-env {}', wait=True)
-        assert view["status"] == "awaiting_approval"  # get-env is not annotated read-only
+        view = await start(client, 'CALL counter_set_value {"value": 1}', wait=True)
+        assert view["status"] == "awaiting_approval"
+        assert view["pending_approval"]["arguments"] == {"value": 1}
         await client.call_tool("approve", {"run_id": view["run_id"], "approved": True,
-                                           "modified_arguments": {}})
+                                           "modified_arguments": {"value": 7}})
         record = await until(client, view["run_id"], "completed")
-        assert record["answer"].startswith("DONE")
+        assert "value is 7" in record["answer"]
+        assert setup["counts"].read_text().splitlines() == ["set:7"]
 
 
 async def test_approval_expires(setup, llm) -> None:

@@ -9,7 +9,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from orchestrator_mcp.config.base import Strict
+from orchestrator_mcp.config.llm import LLMSettings
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
@@ -26,10 +29,6 @@ def _check_name(name: str) -> str:
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def _check_glob(pattern: str) -> str:
@@ -149,6 +148,7 @@ class ServersFile(Strict):
     servers: dict[Name, ServerConfig] = Field(default_factory=dict)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @model_validator(mode="before")
     @classmethod

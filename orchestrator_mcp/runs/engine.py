@@ -84,6 +84,11 @@ class RunEngine:
             self.store = await asyncio.to_thread(RunStore, self._database_url)
             if self.executor:
                 self._launch_dbos()
+                from dbos import DBOS
+
+                await DBOS.register_queue_async(
+                    RUN_QUEUE, worker_concurrency=self._concurrency,
+                    polling_interval_sec=QUEUE_POLL_SECONDS)
             else:
                 from dbos import DBOSClient
 
@@ -135,8 +140,6 @@ class RunEngine:
             "notification_listener_polling_interval_sec": 0.1,
         })
         DBOS.launch()
-        DBOS.register_queue(RUN_QUEUE, worker_concurrency=self._concurrency,
-                            polling_interval_sec=QUEUE_POLL_SECONDS)
 
     async def stop(self) -> None:
         if self._client is not None:
@@ -215,7 +218,8 @@ class RunEngine:
         from dbos import DBOS, SetWorkflowID
 
         with SetWorkflowID(run_id):
-            await DBOS.retrieve_queue(RUN_QUEUE).enqueue_async(run_workflow, run_id)
+            queue = await DBOS.retrieve_queue_async(RUN_QUEUE)
+            await queue.enqueue_async(run_workflow, run_id)
 
     async def _send(self, run_id: str, message: Any, topic: str) -> None:
         if self._client is not None:

@@ -74,6 +74,13 @@ async def _record(run_id: str, n: int, kind: str, summary: str, **detail: Any) -
     await _store(rt().store.add_step, run_id, step)
 
 
+async def _catalog_ready() -> None:
+    """Runs recovered at start-up must not see a catalog whose servers are still
+    connecting: wait (bounded) until every server has had its first attempt."""
+    gateway = rt().gateway
+    await gateway.wait_settled(gateway.settings.connect_timeout)
+
+
 # ---- steps ----------------------------------------------------------------------------
 
 
@@ -97,6 +104,7 @@ async def llm_step(
         return {"stop": StopReason.MAX_SECONDS.value}
     runtime = rt()
     profile = runtime.profiles[profile_name]
+    await _catalog_ready()
     tools = policy.profile_tools(runtime.gateway.catalog, profile)
     specs = [
         ToolSpec(name=name, description=entry.tool.description or name,
@@ -124,6 +132,7 @@ async def prepare_step(profile_name: str, tool: str) -> dict[str, Any]:
     """Is this call allowed for the profile, must it wait, may it be repeated?"""
     runtime = rt()
     profile = runtime.profiles[profile_name]
+    await _catalog_ready()
     entry = policy.profile_tools(runtime.gateway.catalog, profile).get(tool)
     if entry is None:
         return {"allowed": False}
@@ -174,6 +183,7 @@ async def tool_step(
         await _store(store.finish_tool_call, run_id, call_id, outcome)
         return outcome
     started = time.perf_counter()
+    await _catalog_ready()
     try:
         result = await rt().gateway.call_tool(tool, arguments)
         text, is_error = prompts.result_text(result), bool(result.is_error)

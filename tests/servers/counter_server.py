@@ -62,6 +62,13 @@ def build(count_file: Path) -> FastMCP:
         await asyncio.sleep(seconds)
         return "written"
 
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
+                                          idempotent_hint=True))
+    def set_value(value: int) -> str:
+        """Set the stored value (destructive, idempotent)."""
+        record(f"set:{value}")
+        return f"value is {value}"
+
     @mcp.tool(name="weird.name with spaces")
     def weird() -> str:
         """A tool whose name is not valid for every host."""
