@@ -31,6 +31,7 @@ from orchestrator_mcp.telemetry import metrics
 log = logging.getLogger(__name__)
 
 STORM_CHECK_SECONDS = 5.0
+START_WAIT_SECONDS = 30.0
 _templates = SandboxedEnvironment(autoescape=False)
 
 
@@ -67,6 +68,7 @@ class AlertService:
         self.store: AlertStore | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._started = asyncio.Event()
 
     # ---- receipt (the HTTP handler's part) ------------------------------------------
 
@@ -101,8 +103,12 @@ class AlertService:
     async def receive(self, notification: Notification) -> tuple[str, bool]:
         """Store it (durably) and queue it; returns (receipt id, new?)."""
         if self.store is None:
-            await self.engine._ready_or_raise()
-            assert self.store is not None
+            try:
+                await asyncio.wait_for(self._started.wait(), START_WAIT_SECONDS)
+            except TimeoutError:
+                raise Rejection(503, "unavailable", "alert handling is starting or did not "
+                                "start; see the server log") from None
+        assert self.store is not None
         receipt = notification.receipt_id
         new = await asyncio.to_thread(
             self.store.receive, receipt, notification.group_id, notification.status,
@@ -122,6 +128,7 @@ class AlertService:
             self._queue.put_nowait(pending.receipt_id)
         self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor"),
                        asyncio.create_task(self._storm_summarizer(), name="alerts:storms")]
+        self._started.set()
 
     async def stop(self) -> None:
         for task in self._tasks:

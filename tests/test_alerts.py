@@ -1,0 +1,254 @@
+"""Alertmanager → sidecar → runs, with a real Alertmanager (Debian prometheus-alertmanager)
+started on loopback, `amtool` firing alerts, and the orchestrator in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+
+from tests.conftest import free_port, wait_for_port, write_config
+from tests.fake_openai import FakeOpenAI
+
+TOKEN = "alert-test-token-0123456789"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+AMTOOL = shutil.which("amtool")
+needs_alertmanager = pytest.mark.skipif(
+    ALERTMANAGER is None or AMTOOL is None,
+    reason="Debian prometheus-alertmanager is not installed (.ci/run installs it)")
+
+PROFILES = {
+    "profiles": {"diagnose": {"role": "Diagnose alerts.", "servers": ["everything"]}},
+    "alerts": {
+        "max_new_runs_per_minute": 100,
+        "rules": [
+            {"name": "disk", "match": {"alertname": "HighDiskUsage"},
+             "match_re": {"severity": "warning|critical"}, "profile": "diagnose",
+             "goal": "Disk alert {{ labels.alertname }} on {{ labels.instance }} "
+                     "({{ annotations.summary }})", "cancel_on_resolved": False},
+            {"name": "cancel-me", "match": {"alertname": "Flapping"}, "profile": "diagnose",
+             "goal": "SLEEP 30\nCALL everything_echo {\"message\": \"slow\"}",
+             "cancel_on_resolved": True},
+        ],
+    },
+}
+
+
+class Orchestrator:
+    def __init__(self, tmp: Path, everything_cfg: dict, llm: FakeOpenAI) -> None:
+        self.config = write_config(tmp / "config", {"everything": everything_cfg})
+        (self.config / "profiles.yaml").write_text(yaml.safe_dump(PROFILES))
+        self.data = tmp / "data"
+        self.port = free_port()
+        self.env = {**os.environ, **llm.env(), "ORCH_HTTP_TOKEN": TOKEN}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(self.config),
+             "--data-dir", str(self.data), "--log-level", "WARNING", "serve", "--http",
+             "--port", str(self.port)], env=self.env)
+        wait_for_port(self.port)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+            self.proc = None
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The runs table, through the CLI (another process reading the shared tables)."""
+        from orchestrator_mcp.runs.store import RunStore
+
+        store = RunStore(f"sqlite:///{self.data / 'runs.sqlite'}")
+        try:
+            return [r.model_dump(mode="json") for r in store.list(limit=1000)]
+        finally:
+            store.close()
+
+    def post(self, body: bytes, token: str | None = TOKEN, **headers: str) -> httpx2.Response:
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx2.post(f"{self.url}/webhooks/alertmanager", content=body,
+                           headers={"Content-Type": "application/json", **headers}, timeout=10)
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def orchestrator(tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI) -> Iterator[Orchestrator]:
+    orch = Orchestrator(tmp_path, everything_cfg, llm)
+    orch.start()
+    yield orch
+    orch.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, orchestrator: Orchestrator) -> Iterator[str]:
+    port = free_port()
+    config = {
+        "route": {"receiver": "orchestrator", "group_by": ["alertname", "instance"],
+                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "orchestrator", "webhook_configs": [{
+            "url": f"{orchestrator.url}/webhooks/alertmanager", "send_resolved": True,
+            "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}}}]}],
+    }
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen(
+        [ALERTMANAGER or "alertmanager", f"--config.file={tmp_path / 'alertmanager.yml'}",
+         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--cluster.listen-address=", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def amtool_add(url: str, *labels: str, end: datetime | None = None, **annotations: str) -> None:
+    args = [AMTOOL or "amtool", "alert", "add", f"--alertmanager.url={url}", *labels]
+    args += [f"--annotation={k}={v}" for k, v in annotations.items()]
+    if end is not None:
+        args.append(f"--end={end.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    subprocess.run(args, check=True, capture_output=True, timeout=30)
+
+
+def wait_until(predicate: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+@needs_alertmanager
+def test_alert_opens_one_run_and_resolution_annotates_it(
+    orchestrator: Orchestrator, alertmanager: str
+) -> None:
+    labels = ("alertname=HighDiskUsage", "instance=web-1", "severity=warning")
+    amtool_add(alertmanager, *labels, summary="root volume 93% full")
+    runs = wait_until(lambda: orchestrator.runs())
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["profile"] == "diagnose" and run["source"] == "alertmanager"
+    assert run["goal"] == "Disk alert HighDiskUsage on web-1 (root volume 93% full)"
+
+    amtool_add(alertmanager, *labels, summary="root volume 93% full")  # same group again
+    time.sleep(3)
+    assert len(orchestrator.runs()) == 1
+
+    amtool_add(alertmanager, *labels, summary="root volume 93% full",
+               end=datetime.now(UTC) - timedelta(seconds=1))
+
+    def annotated() -> bool:
+        record = _get(orchestrator, run["id"])
+        return any("resolved" in s["summary"] for s in record["steps"])
+
+    wait_until(annotated)
+    assert len(orchestrator.runs()) == 1
+
+
+@needs_alertmanager
+def test_resolved_cancels_when_the_rule_says_so(
+    orchestrator: Orchestrator, alertmanager: str
+) -> None:
+    amtool_add(alertmanager, "alertname=Flapping", "instance=db-1")
+    run = wait_until(lambda: orchestrator.runs())[0]
+    amtool_add(alertmanager, "alertname=Flapping", "instance=db-1",
+               end=datetime.now(UTC) - timedelta(seconds=1))
+    wait_until(lambda: _get(orchestrator, run["id"])["status"] == "cancelled")
+
+
+def _get(orchestrator: Orchestrator, run_id: str) -> dict[str, Any]:
+    from orchestrator_mcp.runs.store import RunStore
+
+    store = RunStore(f"sqlite:///{orchestrator.data / 'runs.sqlite'}")
+    try:
+        record = store.get(run_id)
+        assert record is not None
+        return record.model_dump(mode="json")
+    finally:
+        store.close()
+
+
+def notification(status: str = "firing", **labels: str) -> dict[str, Any]:
+    labels = {"alertname": "HighDiskUsage", "instance": "web-9", "severity": "critical",
+              **labels}
+    return {
+        "version": "4", "groupKey": f"{{}}:{{alertname=\"{labels['alertname']}\"}}",
+        "truncatedAlerts": 0, "status": status, "receiver": "orchestrator",
+        "groupLabels": {"alertname": labels["alertname"]}, "commonLabels": labels,
+        "commonAnnotations": {"summary": "disk"}, "externalURL": "http://am",
+        "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "disk"},
+                    "startsAt": "2026-11-24T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "http://prom", "fingerprint": "abc123"}],
+    }
+
+
+def test_bad_requests_are_refused_and_nothing_is_stored(orchestrator: Orchestrator) -> None:
+    good = json.dumps(notification()).encode()
+    missing = orchestrator.post(good, token=None)
+    assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"
+    assert orchestrator.post(good, token="wrong-token-0123456789").status_code == 401
+
+    malformed = orchestrator.post(b"{not json")
+    assert malformed.status_code == 400 and malformed.json()["error"] == "invalid_json"
+    truncated = orchestrator.post(good[: len(good) // 2])
+    assert truncated.status_code == 400
+    wrong_shape = orchestrator.post(json.dumps({"version": "3", "alerts": []}).encode())
+    assert wrong_shape.status_code == 400
+    fields = {p["field"] for p in wrong_shape.json()["detail"]}
+    assert {"version", "alerts", "groupKey"} <= fields
+    oversized = orchestrator.post(b"{" + b" " * 2_000_000 + b"}")
+    assert oversized.status_code == 413
+
+    time.sleep(0.5)
+    assert orchestrator.runs() == []
+
+    accepted = orchestrator.post(good)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    again = orchestrator.post(good)  # Alertmanager retrying the same notification
+    assert again.json() == {"status": "already_received", "receipt": accepted.json()["receipt"]}
+    assert len(wait_until(lambda: orchestrator.runs())) == 1
+
+
+def test_receipt_survives_a_crash_right_after_acceptance(orchestrator: Orchestrator) -> None:
+    response = orchestrator.post(json.dumps(notification(instance="crash-1")).encode())
+    assert response.status_code == 200
+    orchestrator.stop(signal.SIGKILL)  # before (or while) it is routed
+    orchestrator.start()
+    runs = wait_until(lambda: orchestrator.runs())
+    assert len(runs) == 1 and "crash-1" in runs[0]["goal"]
+
+
+def test_approvals_over_http(orchestrator: Orchestrator) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    listed = httpx2.get(f"{orchestrator.url}/approvals", headers=headers, timeout=10)
+    assert listed.status_code == 200 and listed.json() == []
+    bad = httpx2.post(f"{orchestrator.url}/approvals/run_x", headers=headers, timeout=10,
+                      json={"approved": "maybe"})
+    assert bad.status_code == 400
