@@ -284,3 +284,27 @@ def test_cli_run_prints_progress_and_answer(setup, llm) -> None:
          "--data-dir", str(setup["data"]), "runs", "list"],
         capture_output=True, text=True, timeout=120, env=env)
     assert "completed" in listed.stdout
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_waiting_host_is_asked_inline(setup, llm, mode: str) -> None:
+    """Handshake era: elicitation; modern era: an input-required result the client answers
+    and retries. Either way the host's user decides inside the one `run` call."""
+    asked: list[str] = []
+
+    async def handler(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        asked.append(message)
+        return {"approved": True, "reason": "looks fine"}
+
+    env = {**os.environ, **llm.env()}
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "orchestrator_mcp", "--config-dir", str(setup["config"]), "--data-dir",
+         str(setup["data"]), "serve"], env=env)
+    async with Client(transport, elicitation_handler=handler, mode=mode, timeout=120) as client:
+        await wait_for_catalog(client)
+        result = await client.call_tool("run", {"goal": "CALL counter_bump {}", "wait": True})
+    view = result.structured_content
+    assert view["status"] == "completed", view
+    assert len(asked) == 1 and "counter_bump" in asked[0]
+    assert bumps(setup) == 1

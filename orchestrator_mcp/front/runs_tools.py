@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import (
+    ClientCapabilities,
+    ElicitationCapability,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    InputRequiredResult,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field
 
+from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
 
@@ -94,6 +103,59 @@ def _caller(ctx: Context | None) -> str:
     return "mcp"
 
 
+class ApprovalAnswer(BaseModel):
+    approved: bool = Field(description="run the call as shown?")
+    reason: str = Field(default="", description="optional, recorded with the decision")
+
+
+def _approval_question(record: RunRecord) -> str:
+    pending = record.pending_approval
+    assert pending is not None
+    return (f"Run {record.id} ({record.goal[:200]}) wants to call {pending.tool} with "
+            f"{json.dumps(pending.arguments)[:1500]}. {pending.reason}. Approve?")
+
+
+def _modern(ctx: Context) -> bool:
+    return bool(ctx._is_modern_protocol())  # fastmcp 4.1 has no public era accessor
+
+
+def _can_ask(ctx: Context) -> bool:
+    """The host can show its user a question, and this caller may approve."""
+    principal = current_principal()
+    if principal is not None and "approve" not in principal.scopes:
+        return False
+    with contextlib.suppress(Exception):
+        return bool(ctx.session.check_client_capability(
+            ClientCapabilities(elicitation=ElicitationCapability())))
+    return False
+
+
+def _input_required(record: RunRecord) -> InputRequiredResult:
+    schema = ApprovalAnswer.model_json_schema()
+    schema.pop("title", None)
+    request = ElicitRequest(params=ElicitRequestFormParams(
+        message=_approval_question(record), requested_schema=schema))
+    return InputRequiredResult(input_requests={"approval": request}, request_state=record.id)
+
+
+async def _decide(engine: RunEngine, record: RunRecord, answer: ApprovalAnswer,
+                  ctx: Context) -> None:
+    await engine.approve(record.id, answer.approved, reason=answer.reason or None,
+                         decided_by=f"{_caller(ctx)} (inline)")
+
+
+async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> None:
+    response = (ctx.input_responses or {}).get("approval") if ctx is not None else None
+    if response is None or getattr(response, "action", None) != "accept":
+        return
+    if ctx is None or not _can_ask(ctx):
+        raise ToolError("this caller may not approve calls")
+    answer = ApprovalAnswer.model_validate(response.content or {})
+    record = await engine.get(run_id)
+    if record.status is RunStatus.AWAITING_APPROVAL:
+        await _decide(engine, record, answer, ctx)
+
+
 def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
     @mcp.tool
     async def run(
@@ -101,14 +163,30 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
                                    max_length=10_000)],
         profile: Annotated[str, "agent profile (list_profiles)"] = "default",
         context: Annotated[dict[str, Any] | None, "extra facts for the planner"] = None,
-        wait: Annotated[bool, "wait until it ends or needs an approval"] = False,
+        wait: Annotated[bool, "wait until it ends; approvals are asked inline"] = False,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        ctx: Context | None = None,
     ) -> RunView:
         """Start a goal-based run: the planner calls catalog tools until it can answer.
-        Risky calls wait for approve()."""
+        Risky calls wait for a human: inline when waiting and the host can ask its user,
+        otherwise through approve()."""
         with run_errors():
-            record = await engine.submit(goal, profile, context)
-            if wait:
+            resumed = ctx.request_state if ctx is not None else None
+            if resumed:  # modern era: the host retried with its user's answer
+                await _apply_inline_answer(engine, resumed, ctx)
+                record = await engine.wait(resumed, wait_seconds)
+            else:
+                record = await engine.submit(goal, profile, context)
+                if wait:
+                    record = await engine.wait(record.id, wait_seconds)
+            while (wait and record.status is RunStatus.AWAITING_APPROVAL
+                   and ctx is not None and _can_ask(ctx)):
+                if _modern(ctx):
+                    return _input_required(record)  # type: ignore[return-value]
+                answer = await ctx.elicit(_approval_question(record), ApprovalAnswer)
+                if getattr(answer, "action", None) != "accept":
+                    break  # declined or cancelled: the call stays pending for approve()
+                await _decide(engine, record, answer.data, ctx)
                 record = await engine.wait(record.id, wait_seconds)
         return RunView.of(record)
 

@@ -28,7 +28,8 @@ def required_scope(name: str, read_only: bool) -> str:
     return TOOL_SCOPES.get(name) or ("read" if read_only else "run")
 
 
-def _principal() -> Any:
+def current_principal() -> Any:
+    """The HTTP caller's Principal, or None over stdio (the local user may do anything)."""
     try:
         from fastmcp.server.dependencies import get_http_request
 
@@ -41,7 +42,7 @@ def _principal() -> Any:
 class ScopeGuard(Middleware):
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
                            ) -> Any:
-        principal = _principal()
+        principal = current_principal()
         if principal is not None:
             name = context.message.name
             tool = await context.fastmcp_context.fastmcp.get_tool(name)
