@@ -40,8 +40,10 @@ class Application:
         finally:
             await background
             await self.alerts.stop()
-            await self.engine.stop()
+            # DBOS swaps in its own thread pool and shuts it down on destroy: stop the
+            # gateway (which still needs threads) first.
             await self.gateway.stop()
+            await self.engine.stop()
 
     async def _start_runs(self) -> None:
         await self.engine.start()

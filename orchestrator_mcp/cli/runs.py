@@ -96,8 +96,8 @@ def _engine_call(args: argparse.Namespace, work: Any, *, execute: bool) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_CONFIG
         finally:
+            await app.gateway.stop()  # before DBOS shuts its thread pool down
             await app.engine.stop()
-            await app.gateway.stop()
 
     try:
         return asyncio.run(main())
