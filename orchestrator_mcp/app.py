@@ -19,6 +19,8 @@ from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
+START_DELAY = 1.0
+
 
 @dataclass
 class Application:
@@ -29,12 +31,14 @@ class Application:
     alerts: AlertService
     front: FastMCP = field(init=False)
 
+    first_request: asyncio.Event = field(default_factory=asyncio.Event)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Start everything behind the front; the slow parts start in the background so
-        the front answers at once."""
-        self.gateway.start()
-        background = asyncio.create_task(self._start_runs())
+        """Start everything behind the front in the background, once the host's first
+        request is answered (or after START_DELAY): spawning servers and importing DBOS
+        would otherwise compete with that first answer for the CPU."""
+        background = asyncio.create_task(self._start_behind_front())
         try:
             yield
         finally:
@@ -45,7 +49,10 @@ class Application:
             await self.gateway.stop()
             await self.engine.stop()
 
-    async def _start_runs(self) -> None:
+    async def _start_behind_front(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.first_request.wait(), START_DELAY)
+        self.gateway.start()
         await self.engine.start()
         if self.engine.executor:
             try:
@@ -86,7 +93,8 @@ def build_application(config: Config, data_dir: Path, log_dir: Path | None) -> A
                        cost_of)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)
-    application.front = build_front(gateway, settings, engine, application.running)
+    application.front = build_front(gateway, settings, engine, application.running,
+                                    application.first_request)
     return application
 
 

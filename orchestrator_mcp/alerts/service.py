@@ -10,6 +10,7 @@ twice creates one run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -18,11 +19,9 @@ import re
 import time
 from typing import Any
 
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from orchestrator_mcp.alerts.payload import Notification
-from orchestrator_mcp.alerts.store import AlertStore
 from orchestrator_mcp.config.models import AlertRule, AlertsSettings
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import StepRecord
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 
 STORM_CHECK_SECONDS = 5.0
 START_WAIT_SECONDS = 30.0
-_templates = SandboxedEnvironment(autoescape=False)
 
 
 class Rejection(Exception):
@@ -50,8 +48,15 @@ def match_rule(rules: list[AlertRule], labels: dict[str, str]) -> AlertRule | No
     return None
 
 
+@functools.cache
+def _templates() -> Any:
+    from jinja2.sandbox import SandboxedEnvironment  # imported when the first alert arrives
+
+    return SandboxedEnvironment(autoescape=False)
+
+
 def render_goal(rule: AlertRule, notification: Notification) -> str:
-    template = _templates.from_string(rule.goal)
+    template = _templates().from_string(rule.goal)
     return template.render(
         status=notification.status, labels=notification.labels,
         annotations=notification.common_annotations or notification.alerts[0].annotations,
@@ -65,7 +70,7 @@ class AlertService:
         self.settings = settings
         self.engine = engine
         self._tokens = [t for t in (settings.token, http_token) if t]
-        self.store: AlertStore | None = None
+        self.store: Any = None  # AlertStore, opened by start()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
@@ -122,6 +127,8 @@ class AlertService:
     # ---- processing -----------------------------------------------------------------
 
     async def start(self) -> None:
+        from orchestrator_mcp.alerts.store import AlertStore  # SQLAlchemy: not at import
+
         await self.engine._ready_or_raise()
         self.store = await asyncio.to_thread(AlertStore, self.engine.store.engine)
         for pending in await asyncio.to_thread(self.store.pending):

@@ -26,6 +26,7 @@ from orchestrator_mcp.front.passthrough import (
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
 from orchestrator_mcp.front.scopes import ScopeGuard
+from orchestrator_mcp.front.startup import FirstRequest
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
@@ -93,6 +94,7 @@ def build_front(
     settings: GatewaySettings,
     engine: RunEngine | None = None,
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
+    first_request: asyncio.Event | None = None,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
     job); without it the gateway alone is started."""
@@ -115,7 +117,7 @@ def build_front(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=front_lifespan,
-        middleware=[ScopeGuard()],
+        middleware=[ScopeGuard()] + ([FirstRequest(first_request)] if first_request else []),
     )
     notifier.install(mcp)
 

@@ -19,14 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import mcp_types
-from fastmcp import Client
-from fastmcp.client.messages import MessageHandler
-from fastmcp.client.transports import (
-    ClientTransport,
-    SSETransport,
-    StdioTransport,
-    StreamableHttpTransport,
-)
 from mcp.shared.exceptions import MCPError
 
 from orchestrator_mcp.config import GatewaySettings, ServerConfig
@@ -99,14 +91,6 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0][:500]
 
 
-class _ToolListWatcher(MessageHandler):
-    def __init__(self, relist: asyncio.Event) -> None:
-        self._relist = relist
-
-    async def on_tool_list_changed(self, message: Any) -> None:
-        self._relist.set()
-
-
 class ServerConnection:
     def __init__(
         self,
@@ -126,7 +110,7 @@ class ServerConnection:
         self.era: str | None = None
         self._on_change = on_change
         self._log_dir = log_dir
-        self._client: Client[Any] | None = None
+        self._client: Any | None = None
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._attempt_now = asyncio.Event()
@@ -161,7 +145,11 @@ class ServerConnection:
             connected_since=self._connected_since,
         )
 
-    def _transport(self) -> ClientTransport:
+    def _transport(self) -> Any:
+        # fastmcp's client pulls in its OAuth stack (~0.15 s): imported when the first
+        # server connects, after the front has answered its host.
+        from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None
@@ -202,12 +190,18 @@ class ServerConnection:
             backoff = min(backoff * 2, self.settings.reconnect_max_backoff)
 
     async def _session(self) -> None:
+        from fastmcp import Client
+        from fastmcp.client.messages import MessageHandler
+
+        relist = self._relist
+
+        class ToolListWatcher(MessageHandler):
+            async def on_tool_list_changed(self, message: Any) -> None:
+                relist.set()
+
         started = time.perf_counter()
-        client: Client[Any] = Client(
-            self._transport(),
-            mode=self.config.protocol,
-            message_handler=_ToolListWatcher(self._relist),
-        )
+        client: Any = Client(self._transport(), mode=self.config.protocol,
+                             message_handler=ToolListWatcher())
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 await client.__aenter__()
@@ -235,7 +229,7 @@ class ServerConnection:
             with contextlib.suppress(BaseException):
                 await client.__aexit__(None, None, None)
 
-    async def _watch(self, client: Client[Any]) -> None:
+    async def _watch(self, client: Any) -> None:
         """Return when the session is lost: a failed call says so, or a ping fails.
 
         Also re-lists the tools when the server announces `tools/list_changed`.
@@ -283,7 +277,7 @@ class ServerConnection:
 
     # ---- calls -----------------------------------------------------------------------
 
-    async def _reconnect(self, wait: float) -> Client[Any] | None:
+    async def _reconnect(self, wait: float) -> Any | None:
         """Ask for an immediate attempt and wait up to `wait` seconds for a live session."""
         if self._client is not None and not self._lost.is_set():
             return self._client
@@ -353,7 +347,7 @@ class ServerConnection:
             raise
 
     async def _call_once(
-        self, client: Client[Any], tool: str, arguments: dict[str, Any]
+        self, client: Any, tool: str, arguments: dict[str, Any]
     ) -> mcp_types.CallToolResult:
         try:
             async with asyncio.timeout(self.timeout):
