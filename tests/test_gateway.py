@@ -198,3 +198,27 @@ def test_long_names_are_cut_to_64_with_a_stable_digest() -> None:
     name = next(iter(build_catalog([("srv", [long_tool])]).tools))
     assert len(name) == 64 and name.startswith("srv_xxx")
     assert name == next(iter(build_catalog([("srv", [long_tool])]).tools))
+
+
+async def test_in_process_server_is_mounted_beside_the_others(
+    gateway_factory, everything_cfg: dict
+) -> None:
+    from fastmcp import FastMCP
+
+    builtin = FastMCP("builtin")
+
+    @builtin.tool(annotations=mcp_types.ToolAnnotations(read_only_hint=True))
+    def ping(host: str) -> str:
+        return f"pong {host}"
+
+    gateway = Gateway({"everything": _cfg(everything_cfg)}, GatewaySettings(),
+                      in_process={"net": builtin})
+    gateway.start()
+    try:
+        await gateway.wait_settled(30)
+        assert "net_ping" in gateway.catalog.tools and "everything_echo" in gateway.catalog.tools
+        assert _text(await gateway.call_tool("net_ping", {"host": "h"})) == "pong h"
+        health = {h.name: h for h in gateway.health()}
+        assert health["net"].transport == "in-process" and health["net"].status is ServerStatus.UP
+    finally:
+        await gateway.stop()

@@ -99,7 +99,10 @@ class ServerConnection:
         settings: GatewaySettings,
         on_change: Any,
         log_dir: Path | None = None,
+        in_process: Any = None,
     ) -> None:
+        """`in_process`: a FastMCP server of this process (a built-in agent), reached in
+        memory instead of through `config`'s command or URL."""
         self.name = name
         self.config = config
         self.settings = settings
@@ -119,6 +122,7 @@ class ServerConnection:
         self._connect_seconds: float | None = None
         self._connected_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._in_process = in_process
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -136,7 +140,8 @@ class ServerConnection:
     def health(self) -> ServerHealth:
         return ServerHealth(
             name=self.name,
-            transport=self.config.transport or "stdio",
+            transport="in-process" if self._in_process is not None
+            else self.config.transport or "stdio",
             status=self.status,
             era=self.era,
             tools=len(self.tools),
@@ -148,8 +153,15 @@ class ServerConnection:
     def _transport(self) -> Any:
         # fastmcp's client pulls in its OAuth stack (~0.15 s): imported when the first
         # server connects, after the front has answered its host.
-        from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+        from fastmcp.client.transports import (
+            FastMCPTransport,
+            SSETransport,
+            StdioTransport,
+            StreamableHttpTransport,
+        )
 
+        if self._in_process is not None:
+            return FastMCPTransport(self._in_process)
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None

@@ -29,12 +29,22 @@ class Gateway:
         servers: dict[str, ServerConfig],
         settings: GatewaySettings | None = None,
         log_dir: Path | None = None,
+        in_process: dict[str, Any] | None = None,
     ) -> None:
+        """`in_process`: name → FastMCP server of this process (built-in agents), mounted
+        beside the configured servers; a configured server of the same name wins."""
         self.settings = settings or GatewaySettings()
         self.connections = {
             name: ServerConnection(name, cfg, self.settings, self._rebuild, log_dir)
             for name, cfg in servers.items()
         }
+        for name, server in (in_process or {}).items():
+            if name in self.connections:
+                log.warning("servers.yaml defines %r; the built-in %r is not mounted", name, name)
+                continue
+            placeholder = ServerConfig(command="(in-process)")
+            self.connections[name] = ServerConnection(
+                name, placeholder, self.settings, self._rebuild, log_dir, in_process=server)
         self.catalog = Catalog()
         self._listeners: list[Callable[[Catalog], None]] = []
         self._settled = asyncio.Event()
