@@ -8,9 +8,11 @@ run a previous process left unfinished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -25,10 +27,10 @@ from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
 log = logging.getLogger(__name__)
 
 DBOS_APP_NAME = "orchestrator-mcp"
-WORKFLOW_VERSION = "runs-1"  # bump when the planner's step sequence changes
+WORKFLOW_VERSION = "runs-2"  # bump when the planner's step sequence changes
 START_TIMEOUT = 60.0
 RUN_QUEUE = "orchestrator_runs"
-QUEUE_POLL_SECONDS = 0.1
+QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
 
 
 class RunError(Exception):
@@ -62,6 +64,8 @@ class RunEngine:
         self._database_url = database_url or f"sqlite:///{data_dir / 'runs.sqlite'}"
         self._dbos_url = database_url or f"sqlite:///{data_dir / 'dbos.sqlite'}"
         self._ready = asyncio.Event()
+        self._changed: dict[str, asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: str | None = None
         self._concurrency = concurrency
         self._lock_file: Any = None
@@ -76,6 +80,7 @@ class RunEngine:
         """Open the store and DBOS. The process that gets the data dir's executor lock
         launches DBOS (which recovers unfinished runs) and executes runs; any other one
         submits, approves and cancels through the system database and reads the table."""
+        self._loop = asyncio.get_running_loop()
         try:
             self.executor = execute and self._take_lock()
             await asyncio.to_thread(self._import_heavy)
@@ -126,11 +131,18 @@ class RunEngine:
     def _launch_dbos(self) -> None:
         from dbos import DBOS
 
+        if self._dbos_url.startswith("sqlite:///"):
+            # DBOS leaves SQLite in rollback-journal mode; WAL (persistent in the file)
+            # makes each step's commit several times cheaper and lets readers run beside it.
+            with contextlib.closing(sqlite3.connect(self._dbos_url.removeprefix("sqlite:///"))
+                                    ) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+
         from orchestrator_mcp.runs import planner
 
         planner.install(planner.Runtime(
             store=self.store, gateway=self.gateway, profiles=self.profiles,
-            provider_for=self._provider_for, cost_of=self._cost_of,
+            provider_for=self._provider_for, cost_of=self._cost_of, notify=self._notify,
         ))
         self._dbos = DBOS(config={
             "name": DBOS_APP_NAME,
@@ -248,17 +260,28 @@ class RunEngine:
         await self._ready_or_raise()
         return await asyncio.to_thread(lambda: self.store.list(**filters))
 
+    def _notify(self, run_id: str) -> None:
+        """Called by the workflow when a run's status changes; wakes `wait`ers."""
+        event = self._changed.pop(run_id, None)
+        if event is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(event.set)
+
     async def wait(self, run_id: str, timeout: float, *, until_attention: bool = True) -> RunRecord:
-        """Wait until the run finishes (or, with `until_attention`, needs an approval)."""
+        """Wait until the run finishes (or, with `until_attention`, needs an approval).
+        Woken by the executing workflow; re-reads at least every second, which is how a
+        process that does not execute the run sees it move."""
         deadline = time.monotonic() + timeout
         while True:
+            event = self._changed.setdefault(run_id, asyncio.Event())
             record = await self.get(run_id)
             if record.status.finished or (
                 until_attention and record.status is RunStatus.AWAITING_APPROVAL):
                 return record
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return record
-            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(remaining, 1.0))
 
     async def approve(
         self,

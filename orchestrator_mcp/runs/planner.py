@@ -47,6 +47,7 @@ class Runtime:
     profiles: dict[str, ProfileConfig]
     provider_for: Any  # Callable[[ProfileConfig], LLMProvider]
     cost_of: Any  # Callable[[str, str, int, int], float | None]
+    notify: Any  # Callable[[str], None]: the run's status changed (wakes waiters)
 
 
 _runtime: Runtime | None = None
@@ -90,16 +91,19 @@ async def start_step(run_id: str) -> dict[str, Any]:
     if record is None:
         raise LookupError(f"run {run_id} is not in the runs table")
     await _store(rt().store.update, run_id, status=RunStatus.RUNNING)
+    rt().notify(run_id)
     return {"goal": record.goal, "profile": record.profile, "context": record.context,
             "created_at": record.created_at}
 
 
 @DBOS.step(name="llm_call")
 async def llm_step(
-    run_id: str, n: int, profile_name: str, messages: list[dict[str, Any]], deadline: float
+    run_id: str, n: int, profile_name: str, messages: list[dict[str, Any]], deadline: float,
+    usage: dict[str, Any],
 ) -> dict[str, Any]:
-    """One model call over the profile's current catalog; the budget clock is read here
-    so that a replay sees the same decision."""
+    """One model call over the profile's current catalog, and what the policy says of each
+    call it asks for. The budget clock and the catalog are read here, so a replay sees
+    the same decisions."""
     if time.time() > deadline:
         return {"stop": StopReason.MAX_SECONDS.value}
     runtime = rt()
@@ -120,24 +124,23 @@ async def llm_step(
         return {"error": str(exc)}
     cost = runtime.cost_of(completion.provider, completion.model,
                            completion.usage.input_tokens, completion.usage.output_tokens)
+    total = Usage.model_validate(usage).add(completion.usage.input_tokens,
+                                            completion.usage.output_tokens, cost)
+    decisions = []
+    for call in completion.tool_calls:
+        entry = tools.get(call.name)
+        decisions.append({"allowed": False} if entry is None else {
+            "allowed": True, "approval": policy.approval_reason(entry, profile),
+            "retry_safe": entry.retry_safe})
     calls = ", ".join(c.name for c in completion.tool_calls)
-    await _record(run_id, n, "llm", f"model asked for {calls}" if calls else "model answered",
-                  text=completion.text, tool_calls=[c.model_dump() for c in completion.tool_calls],
-                  usage=completion.usage.model_dump(), model=completion.model)
-    return {"completion": completion.model_dump(), "cost": cost}
-
-
-@DBOS.step(name="prepare_call")
-async def prepare_step(profile_name: str, tool: str) -> dict[str, Any]:
-    """Is this call allowed for the profile, must it wait, may it be repeated?"""
-    runtime = rt()
-    profile = runtime.profiles[profile_name]
-    await _catalog_ready()
-    entry = policy.profile_tools(runtime.gateway.catalog, profile).get(tool)
-    if entry is None:
-        return {"allowed": False}
-    return {"allowed": True, "approval": policy.approval_reason(entry, profile),
-            "retry_safe": entry.retry_safe}
+    step = StepRecord(n=n, kind="llm", at=time.time(),
+                      summary=f"model asked for {calls}" if calls else "model answered",
+                      detail={"text": completion.text, "model": completion.model,
+                              "tool_calls": [c.model_dump() for c in completion.tool_calls],
+                              "usage": completion.usage.model_dump()})
+    await _store(runtime.store.add_step, run_id, step, usage=total)
+    return {"completion": completion.model_dump(), "usage": total.model_dump(),
+            "decisions": decisions}
 
 
 @DBOS.step(name="await_approval_mark")
@@ -146,6 +149,7 @@ async def pending_step(run_id: str, n: int, pending: dict[str, Any]) -> None:
     await _store(rt().store.update, run_id, status=RunStatus.AWAITING_APPROVAL, pending=approval)
     await _record(run_id, n, "approval", f"waiting for approval of {approval.tool}: "
                   f"{approval.reason}", pending=pending)
+    rt().notify(run_id)
 
 
 @DBOS.step(name="approval_outcome")
@@ -159,6 +163,7 @@ async def decided_step(run_id: str, n: int, tool: str, decision: dict[str, Any] 
             summary += f": {decision['reason']}"
     await _store(rt().store.update, run_id, status=RunStatus.RUNNING, pending=None)
     await _record(run_id, n, "approval", summary, decision=decision)
+    rt().notify(run_id)
 
 
 @DBOS.step(name="tool_call")
@@ -178,9 +183,10 @@ async def tool_step(
                 "with a read-only tool before deciding anything."),
             "is_error": True, "in_doubt": True,
         }
-        await _record(run_id, n, "tool", f"{tool}: in doubt after a restart, not repeated",
-                      tool=tool, arguments=arguments, in_doubt=True)
-        await _store(store.finish_tool_call, run_id, call_id, outcome)
+        step = StepRecord(n=n, kind="tool", at=time.time(),
+                          summary=f"{tool}: in doubt after a restart, not repeated",
+                          detail={"tool": tool, "arguments": arguments, "in_doubt": True})
+        await _store(store.finish_tool_call, run_id, call_id, outcome, step)
         return outcome
     started = time.perf_counter()
     await _catalog_ready()
@@ -192,11 +198,13 @@ async def tool_step(
     except Exception as exc:  # noqa: BLE001 - a failing server must not fail the run
         text, is_error = f"{type(exc).__name__}: {exc}", True
     outcome = {"text": prompts.fence(tool, text, is_error=is_error), "is_error": is_error}
-    await _store(store.finish_tool_call, run_id, call_id, outcome)
-    await _record(run_id, n, "tool", f"{tool}: {'error' if is_error else 'ok'}", tool=tool,
-                  arguments=arguments, is_error=is_error, result=text[:4000],
-                  seconds=round(time.perf_counter() - started, 4),
-                  repeated_after_restart=state == "started")
+    step = StepRecord(n=n, kind="tool", at=time.time(),
+                      summary=f"{tool}: {'error' if is_error else 'ok'}",
+                      detail={"tool": tool, "arguments": arguments, "is_error": is_error,
+                              "result": text[:4000],
+                              "seconds": round(time.perf_counter() - started, 4),
+                              "repeated_after_restart": state == "started"})
+    await _store(store.finish_tool_call, run_id, call_id, outcome, step)
     return outcome
 
 
@@ -208,11 +216,7 @@ async def finish_step(
     await _store(rt().store.update, run_id, status=RunStatus(status), stop_reason=StopReason(stop),
                  answer=answer, error=error, usage=Usage.model_validate(usage))
     await _record(run_id, n, "note", f"run {status}: {stop}", answer=answer, error=error)
-
-
-@DBOS.step(name="usage_update")
-async def usage_step(run_id: str, usage: dict[str, Any]) -> None:
-    await _store(rt().store.update, run_id, usage=Usage.model_validate(usage))
+    rt().notify(run_id)
 
 
 # ---- the workflow ---------------------------------------------------------------------
@@ -250,23 +254,22 @@ async def run_workflow(run_id: str) -> dict[str, Any]:
 
     for _ in range(profile.budgets.max_steps):
         n += 1
-        outcome = await llm_step(run_id, n, spec["profile"], messages, deadline)
+        outcome = await llm_step(run_id, n, spec["profile"], messages, deadline,
+                                 usage.model_dump())
         if "stop" in outcome:
             return await finish(RunStatus.FAILED, StopReason(outcome["stop"]),
                                 error="the run's time budget (max_seconds) ran out")
         if "error" in outcome:
             return await finish(RunStatus.FAILED, StopReason.LLM_ERROR, error=outcome["error"])
         completion = Completion.model_validate(outcome["completion"])
-        usage = usage.add(completion.usage.input_tokens, completion.usage.output_tokens,
-                          outcome["cost"])
-        await usage_step(run_id, usage.model_dump())
+        usage = Usage.model_validate(outcome["usage"])
         if not completion.tool_calls:
             return await finish(RunStatus.COMPLETED, StopReason.ANSWERED, answer=completion.text)
         messages.append(Message(role="assistant", content=completion.text,
                                 tool_calls=completion.tool_calls).model_dump())
-        for call in completion.tool_calls:
+        for call, decision in zip(completion.tool_calls, outcome["decisions"], strict=True):
             n += 1
-            messages.append(await _one_call(run_id, n, spec["profile"], call))
+            messages.append(await _one_call(run_id, n, spec["profile"], call, decision))
             n += 2  # room for the approval records of this call
         stop = _over_budget(profile, usage)
         if stop is not None:
@@ -278,12 +281,12 @@ async def run_workflow(run_id: str) -> dict[str, Any]:
                         "steps (max_steps)")
 
 
-async def _one_call(run_id: str, n: int, profile_name: str, call: ToolCall) -> dict[str, Any]:
+async def _one_call(run_id: str, n: int, profile_name: str, call: ToolCall,
+                    prepared: dict[str, Any]) -> dict[str, Any]:
     def reply(text: str) -> dict[str, Any]:
         return Message(role="tool", content=text, tool_call_id=call.id,
                        name=call.name).model_dump()
 
-    prepared = await prepare_step(profile_name, call.name)
     if not prepared["allowed"]:
         await _record(run_id, n, "tool", f"{call.name}: not in this profile's catalog")
         return reply(prompts.not_executed(

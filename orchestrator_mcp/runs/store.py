@@ -77,6 +77,9 @@ class RunStore:
             def _pragmas(dbapi_connection: Any, _: Any) -> None:
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a commit survives a process crash (what runs must
+                # survive); only a power loss may drop the last commits.
+                cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.close()
         metadata.create_all(self.engine)
@@ -200,14 +203,22 @@ class RunStore:
 
     # ---- steps and the tool-call ledger ---------------------------------------------
 
-    def add_step(self, run_id: str, step: StepRecord) -> None:
-        """Idempotent: a step replayed after a crash overwrites its own row."""
+    def add_step(self, run_id: str, step: StepRecord, *, usage: Usage | None = None) -> None:
+        """Idempotent: a step replayed after a crash overwrites its own row. With `usage`,
+        the run's usage is updated in the same transaction."""
         with self.engine.begin() as db:
-            db.execute(run_steps.delete().where(
-                (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)))
-            db.execute(run_steps.insert().values(
-                run_id=run_id, n=step.n, kind=step.kind, at=step.at, summary=step.summary,
-                detail=_dumps(step.detail)))
+            self._put_step(db, run_id, step)
+            if usage is not None:
+                db.execute(runs.update().where(runs.c.id == run_id).values(
+                    usage=usage.model_dump_json(), updated_at=time.time()))
+
+    @staticmethod
+    def _put_step(db: Any, run_id: str, step: StepRecord) -> None:
+        db.execute(run_steps.delete().where(
+            (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)))
+        db.execute(run_steps.insert().values(
+            run_id=run_id, n=step.n, kind=step.kind, at=step.at, summary=step.summary,
+            detail=_dumps(step.detail)))
 
     def begin_tool_call(self, run_id: str, call_id: str, tool: str) -> tuple[str, Any]:
         """Record that a call is about to be sent; say what an earlier attempt left.
@@ -227,8 +238,11 @@ class RunStore:
                 started_at=time.time()))
             return "new", None
 
-    def finish_tool_call(self, run_id: str, call_id: str, result: Any) -> None:
+    def finish_tool_call(self, run_id: str, call_id: str, result: Any,
+                         step: StepRecord) -> None:
+        """Keep the call's result and its history entry, in one transaction."""
         with self.engine.begin() as db:
             db.execute(tool_calls.update().where(
                 (tool_calls.c.run_id == run_id) & (tool_calls.c.call_id == call_id)
             ).values(state="done", finished_at=time.time(), result=_dumps(result)))
+            self._put_step(db, run_id, step)
