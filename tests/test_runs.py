@@ -308,3 +308,18 @@ async def test_waiting_host_is_asked_inline(setup, llm, mode: str) -> None:
     assert view["status"] == "completed", view
     assert len(asked) == 1 and "counter_bump" in asked[0]
     assert bumps(setup) == 1
+
+
+async def test_waiting_host_gets_progress_notifications(setup, llm) -> None:
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async with server(setup, llm) as client:
+        result = await client.call_tool(
+            "run", {"goal": 'CALL everything_echo {"message": "p"}', "wait": True},
+            progress_handler=on_progress)
+        assert result.structured_content["status"] == "completed"
+    assert any("everything_echo" in m for m in messages)
+    assert any("run completed" in m for m in messages)

@@ -156,6 +156,22 @@ async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | No
         await _decide(engine, record, answer, ctx)
 
 
+def _progress_reporter(ctx: Context | None) -> Any:
+    """Progress notifications while a host waits: one per new step of the run."""
+    if ctx is None:
+        return None
+    seen = 0
+
+    async def report(record: RunRecord) -> None:
+        nonlocal seen
+        if len(record.steps) > seen:
+            seen = len(record.steps)
+            with contextlib.suppress(Exception):  # a host without a progress token
+                await ctx.report_progress(seen, None, record.steps[-1].summary)
+
+    return report
+
+
 def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
     @mcp.tool
     async def run(
@@ -171,14 +187,15 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
         Risky calls wait for a human: inline when waiting and the host can ask its user,
         otherwise through approve()."""
         with run_errors():
+            progress = _progress_reporter(ctx)
             resumed = ctx.request_state if ctx is not None else None
             if resumed:  # modern era: the host retried with its user's answer
                 await _apply_inline_answer(engine, resumed, ctx)
-                record = await engine.wait(resumed, wait_seconds)
+                record = await engine.wait(resumed, wait_seconds, on_progress=progress)
             else:
                 record = await engine.submit(goal, profile, context)
                 if wait:
-                    record = await engine.wait(record.id, wait_seconds)
+                    record = await engine.wait(record.id, wait_seconds, on_progress=progress)
             while (wait and record.status is RunStatus.AWAITING_APPROVAL
                    and ctx is not None and _can_ask(ctx)):
                 if _modern(ctx):
@@ -187,7 +204,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
                 if getattr(answer, "action", None) != "accept":
                     break  # declined or cancelled: the call stays pending for approve()
                 await _decide(engine, record, answer.data, ctx)
-                record = await engine.wait(record.id, wait_seconds)
+                record = await engine.wait(record.id, wait_seconds, on_progress=progress)
         return RunView.of(record)
 
     @mcp.tool(annotations=READ_ONLY)

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +266,9 @@ class RunEngine:
         if event is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(event.set)
 
-    async def wait(self, run_id: str, timeout: float, *, until_attention: bool = True) -> RunRecord:
+    async def wait(self, run_id: str, timeout: float, *, until_attention: bool = True,
+                   on_progress: Callable[[RunRecord], Awaitable[None]] | None = None,
+                   ) -> RunRecord:
         """Wait until the run finishes (or, with `until_attention`, needs an approval).
         Woken by the executing workflow; re-reads at least every second, which is how a
         process that does not execute the run sees it move."""
@@ -274,6 +276,8 @@ class RunEngine:
         while True:
             event = self._changed.setdefault(run_id, asyncio.Event())
             record = await self.get(run_id)
+            if on_progress is not None:
+                await on_progress(record)
             if record.status.finished or (
                 until_attention and record.status is RunStatus.AWAITING_APPROVAL):
                 return record

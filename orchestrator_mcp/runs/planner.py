@@ -73,6 +73,7 @@ async def _store(fn: Any, *args: Any, **kwargs: Any) -> Any:
 async def _record(run_id: str, n: int, kind: str, summary: str, **detail: Any) -> None:
     step = StepRecord(n=n, kind=kind, at=time.time(), summary=summary[:500], detail=detail)
     await _store(rt().store.add_step, run_id, step)
+    rt().notify(run_id)
 
 
 async def _catalog_ready() -> None:
@@ -139,6 +140,7 @@ async def llm_step(
                               "tool_calls": [c.model_dump() for c in completion.tool_calls],
                               "usage": completion.usage.model_dump()})
     await _store(runtime.store.add_step, run_id, step, usage=total)
+    runtime.notify(run_id)
     return {"completion": completion.model_dump(), "usage": total.model_dump(),
             "decisions": decisions}
 
@@ -205,6 +207,7 @@ async def tool_step(
                               "seconds": round(time.perf_counter() - started, 4),
                               "repeated_after_restart": state == "started"})
     await _store(store.finish_tool_call, run_id, call_id, outcome, step)
+    rt().notify(run_id)
     return outcome
 
 
