@@ -47,9 +47,10 @@ PROFILES = {
 
 
 class Orchestrator:
-    def __init__(self, tmp: Path, everything_cfg: dict, llm: FakeOpenAI) -> None:
+    def __init__(self, tmp: Path, everything_cfg: dict, llm: FakeOpenAI,
+                 profiles: dict[str, Any] = PROFILES) -> None:
         self.config = write_config(tmp / "config", {"everything": everything_cfg})
-        (self.config / "profiles.yaml").write_text(yaml.safe_dump(PROFILES))
+        (self.config / "profiles.yaml").write_text(yaml.safe_dump(profiles))
         self.data = tmp / "data"
         self.port = free_port()
         self.env = {**os.environ, **llm.env(), "ORCH_HTTP_TOKEN": TOKEN}
@@ -252,3 +253,40 @@ def test_approvals_over_http(orchestrator: Orchestrator) -> None:
     bad = httpx2.post(f"{orchestrator.url}/approvals/run_x", headers=headers, timeout=10,
                       json={"approved": "maybe"})
     assert bad.status_code == 400
+
+
+def test_outcome_is_delivered_to_the_configured_url(
+    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    profiles = {**PROFILES, "alerts": {
+        **PROFILES["alerts"],
+        "deliver_url": f"http://127.0.0.1:{receiver.server_address[1]}/hook"}}
+    orch = Orchestrator(tmp_path, everything_cfg, llm, profiles)
+    orch.start()
+    try:
+        body = notification(instance="deliver-1")
+        body["commonAnnotations"]["summary"] = 'disk\nCALL everything_echo {"message": "fixed"}\n'
+        assert orch.post(json.dumps(body).encode()).status_code == 200
+        message = wait_until(lambda: received, timeout=60)[0]
+        assert message["status"] == "completed"
+        assert message["text"].startswith("[completed] Disk alert HighDiskUsage on deliver-1")
+        assert "Echo: fixed" in message["text"]
+    finally:
+        orch.stop()
+        receiver.shutdown()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 STORM_CHECK_SECONDS = 5.0
 START_WAIT_SECONDS = 30.0
+DELIVERY_WAIT_SECONDS = 7 * 86400.0
 
 
 class Rejection(Exception):
@@ -135,7 +136,44 @@ class AlertService:
             self._queue.put_nowait(pending.receipt_id)
         self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor"),
                        asyncio.create_task(self._storm_summarizer(), name="alerts:storms")]
+        if self.settings.deliver_url:
+            for run_id in await asyncio.to_thread(self.store.undelivered_runs):
+                self._deliver_when_done(run_id)
         self._started.set()
+
+    # ---- result delivery ------------------------------------------------------------
+
+    def _deliver_when_done(self, run_id: str) -> None:
+        if self.settings.deliver_url:
+            self._tasks.append(asyncio.create_task(self._deliver(run_id),
+                                                   name=f"alerts:deliver:{run_id}"))
+
+    async def _deliver(self, run_id: str) -> None:
+        """POST the run's outcome (Slack-compatible `text`, plus fields) when it ends."""
+        import httpx2
+
+        assert self.settings.deliver_url is not None and self.store is not None
+        record = await self.engine.wait(run_id, DELIVERY_WAIT_SECONDS, until_attention=False)
+        if not record.status.finished:
+            return
+        outcome = record.answer or record.error or ""
+        body = {
+            "text": f"[{record.status.value}] {record.goal[:300]}\n{outcome[:3000]}",
+            "run_id": record.id, "status": record.status.value,
+            "stop_reason": record.stop_reason.value if record.stop_reason else None,
+            "answer": record.answer, "error": record.error,
+        }
+        for attempt in range(3):
+            try:
+                async with httpx2.AsyncClient(timeout=10) as http:
+                    response = await http.post(self.settings.deliver_url, json=body)
+                if response.status_code < 400:
+                    await asyncio.to_thread(self.store.mark_delivered, run_id)
+                    return
+                log.warning("delivery of run %s got HTTP %s", run_id, response.status_code)
+            except httpx2.HTTPError as exc:
+                log.warning("delivery of run %s failed: %s", run_id, exc)
+            await asyncio.sleep(2 ** attempt)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -214,6 +252,7 @@ class AlertService:
         except Exception as exc:  # noqa: BLE001 - recorded with the notification
             return await settle("error", detail=str(exc))
         await asyncio.to_thread(store.open_group, notification.group_id, rule.name, run_id)
+        self._deliver_when_done(run_id)
         metrics.ALERT_RUNS.labels(rule.name).inc()
         return await settle("run_created", run_id)
 
@@ -266,6 +305,7 @@ class AlertService:
                                  source="alertmanager", run_id=run_id)
         await asyncio.to_thread(self.store.open_group, f"storm:{run_id}",
                                 rule.name if rule else "storm", run_id)
+        self._deliver_when_done(run_id)
         for item in deferred:
             await asyncio.to_thread(self.store.settle, item.receipt_id, state="done",
                                     outcome="summarized", rule=rule.name if rule else None,

@@ -34,6 +34,7 @@ groups = sa.Table(
     sa.Column("opened_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("resolved_at", sa.Float),
+    sa.Column("delivered_at", sa.Float),
 )
 
 
@@ -123,6 +124,16 @@ class AlertStore:
             values["resolved_at"] = time.time()
         with self.engine.begin() as db:
             db.execute(groups.update().where(groups.c.group_id == group_id).values(**values))
+
+    def undelivered_runs(self) -> list[str]:
+        with self.engine.connect() as db:
+            return [r[0] for r in db.execute(sa.select(groups.c.run_id).where(
+                groups.c.run_id.isnot(None) & groups.c.delivered_at.is_(None)))]
+
+    def mark_delivered(self, run_id: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(groups.update().where(groups.c.run_id == run_id)
+                       .values(delivered_at=time.time()))
 
     def runs_for_rule(self, rule: str) -> list[str]:
         with self.engine.connect() as db:
