@@ -72,7 +72,8 @@ class AlertService:
         self.engine = engine
         self._tokens = [t for t in (settings.token, http_token) if t]
         self.store: Any = None  # AlertStore, opened by start()
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # (receipt, the notification if this process parsed it, else None: reload it)
+        self._queue: asyncio.Queue[tuple[str, Notification | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
 
@@ -120,7 +121,7 @@ class AlertService:
             self.store.receive, receipt, notification.group_id, notification.status,
             notification.model_dump(by_alias=True))
         if new:
-            self._queue.put_nowait(receipt)
+            self._queue.put_nowait((receipt, notification))
         else:
             metrics.ALERT_NOTIFICATIONS.labels("duplicate_delivery", "").inc()
         return receipt, new
@@ -133,7 +134,7 @@ class AlertService:
         await self.engine._ready_or_raise()
         self.store = await asyncio.to_thread(AlertStore, self.engine.store.engine)
         for pending in await asyncio.to_thread(self.store.pending):
-            self._queue.put_nowait(pending.receipt_id)
+            self._queue.put_nowait((pending.receipt_id, None))
         self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor"),
                        asyncio.create_task(self._storm_summarizer(), name="alerts:storms")]
         if self.settings.deliver_url:
@@ -187,10 +188,10 @@ class AlertService:
 
     async def _processor(self) -> None:
         while True:
-            receipt = await self._queue.get()
+            receipt, parsed = await self._queue.get()
             started = time.perf_counter()
             try:
-                await self._process(receipt)
+                await self._process(receipt, parsed)
             except Exception:  # noqa: BLE001 - one bad alert must not stop the others
                 log.exception("alert notification %s could not be processed", receipt)
                 assert self.store is not None
@@ -198,13 +199,14 @@ class AlertService:
                                         outcome="error", rule=None)
             metrics.ALERT_SECONDS.observe(time.perf_counter() - started)
 
-    async def _process(self, receipt: str) -> None:
+    async def _process(self, receipt: str, notification: Notification | None) -> None:
         store = self.store
         assert store is not None
-        stored = await asyncio.to_thread(store.get, receipt)
-        if stored is None or stored.state != "received":
-            return
-        notification = Notification.model_validate(stored.body)
+        if notification is None:  # stored by an earlier process, not yet processed
+            stored = await asyncio.to_thread(store.get, receipt)
+            if stored is None or stored.state != "received":
+                return
+            notification = Notification.model_validate(stored.body)
         rule = match_rule(self.settings.rules, notification.labels)
 
         async def settle(outcome: str, run_id: str | None = None, state: str = "done",
@@ -258,11 +260,7 @@ class AlertService:
 
     async def _rule_busy(self, rule: AlertRule) -> bool:
         assert self.store is not None
-        open_runs = 0
-        for run_id in await asyncio.to_thread(self.store.runs_for_rule, rule.name):
-            record = await asyncio.to_thread(self.engine.store.get, run_id, with_steps=False)
-            if record is not None and not record.status.finished:
-                open_runs += 1
+        open_runs = await asyncio.to_thread(self.store.open_runs_for_rule, rule.name)
         return open_runs >= rule.max_concurrent
 
     async def _storming(self) -> bool:

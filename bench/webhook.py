@@ -1,0 +1,205 @@
+"""Alertmanager webhook under sustained load: accepted/s, latency, and an audit that every
+accepted notification is accounted for. Peer: a bare Starlette endpoint that parses the
+JSON and answers 200 (the floor for any Python webhook), in the same run.
+
+Mix: new groups, Alertmanager retries of the same notification, the same group firing
+again (dedup), and resolutions of earlier groups.
+
+    python bench/webhook.py [--notifications 3000] [--concurrency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import yaml
+
+TOKEN = "bench-token-0123456789"
+FLOOR_APP = """
+import json, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+async def hook(request):
+    json.loads(await request.body())
+    return JSONResponse({"status": "accepted"})
+uvicorn.run(Starlette(routes=[Route("/webhooks/alertmanager", hook, methods=["POST"])]),
+            host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning")
+"""
+SCRIPT = {"scripts": [{"turns": [{"text": "diagnosed (scripted)"}]}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(port)
+
+
+def notification(group: int, status: str, fire: int) -> dict[str, Any]:
+    labels = {"alertname": "HighDiskUsage", "instance": f"host-{group}", "severity": "warning"}
+    alert = {"status": status, "labels": labels, "annotations": {"summary": "disk"},
+             "startsAt": f"2026-11-24T10:{fire % 60:02d}:00Z",
+             "endsAt": "2026-11-24T11:00:00Z" if status == "resolved"
+             else "0001-01-01T00:00:00Z",
+             "generatorURL": "http://prometheus", "fingerprint": f"fp{group:06d}"}
+    return {"version": "4", "groupKey": f'{{}}:{{instance="host-{group}"}}', "status": status,
+            "receiver": "orchestrator", "groupLabels": {"instance": f"host-{group}"},
+            "commonLabels": labels, "commonAnnotations": {"summary": "disk"},
+            "externalURL": "http://am", "truncatedAlerts": 0, "alerts": [alert]}
+
+
+def workload(total: int, seed: int = 7) -> list[bytes]:
+    """40% new groups, 25% retries, 20% re-fires of open groups, 15% resolutions."""
+    rng = random.Random(seed)
+    bodies: list[bytes] = []
+    groups = 0
+    fires: dict[int, int] = {}
+    while len(bodies) < total:
+        roll = rng.random()
+        if roll < 0.40 or groups == 0:
+            groups += 1
+            fires[groups] = 0
+            bodies.append(json.dumps(notification(groups, "firing", 0)).encode())
+        elif roll < 0.65:
+            bodies.append(bodies[rng.randrange(len(bodies))])
+        elif roll < 0.85:
+            group = rng.randint(1, groups)
+            fires[group] += 1
+            bodies.append(json.dumps(notification(group, "firing", fires[group])).encode())
+        else:
+            group = rng.randint(1, groups)
+            bodies.append(json.dumps(notification(group, "resolved", fires[group])).encode())
+    return bodies
+
+
+async def blast(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float],
+                                                                          dict[str, int]]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    queue = list(enumerate(bodies))
+
+    async def sender(http: httpx2.AsyncClient) -> None:
+        while queue:
+            _, body = queue.pop()
+            started = time.perf_counter()
+            response = await http.post(url, content=body, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            key = response.json().get("status", str(response.status_code)) \
+                if response.status_code == 200 else str(response.status_code)
+            statuses[key] = statuses.get(key, 0) + 1
+
+    limits = httpx2.Limits(max_connections=concurrency)
+    async with httpx2.AsyncClient(timeout=30, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return elapsed, sorted(latencies), statuses
+
+
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
+def audit(data: Path, timeout: float = 120) -> dict[str, int]:
+    """Wait until no stored notification is unprocessed; count outcomes."""
+    db = sqlite3.connect(data / "runs.sqlite")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = db.execute("select count(*) from orch_alert_notifications "
+                          "where state='received'").fetchone()[0]
+        if left == 0:
+            break
+        time.sleep(0.2)
+    rows = db.execute("select coalesce(outcome, state), count(*) from "
+                      "orch_alert_notifications group by 1").fetchall()
+    return dict(rows)
+
+
+def report(name: str, elapsed: float, latencies: list[float], count: int) -> float:
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    rate = count / elapsed
+    print(f"{name:<28} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f}")
+    return rate
+
+
+async def main(args: argparse.Namespace) -> None:
+    bodies = workload(args.notifications)
+    base = Path(tempfile.mkdtemp(prefix="orch-webhook-bench-"))
+    (base / "servers.yaml").write_text("servers: {}\n")
+    (base / "profiles.yaml").write_text(yaml.safe_dump(
+        {"alerts": {"rules": [{"name": "disk", "match": {"alertname": "HighDiskUsage"}}]}}))
+    (base / "script.yaml").write_text(yaml.safe_dump(SCRIPT))
+    env = {**os.environ, "ORCH_HTTP_TOKEN": TOKEN, "LLM_PROVIDER": "scripted",
+           "LLM_SCRIPT": str(base / "script.yaml"), "FASTMCP_CHECK_FOR_UPDATES": "off"}
+
+    floor_port, orch_port = free_port(), free_port()
+    floor = start([sys.executable, "-c", FLOOR_APP, str(floor_port)], env, floor_port)
+    orch = start([sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(base),
+                  "--data-dir", str(base / "data"), "--log-level", "WARNING", "serve",
+                  "--http", "--port", str(orch_port)], env, orch_port)
+    try:
+        await asyncio.sleep(2)  # let the run engine and alert handling start
+        print(f"{len(bodies)} notifications, {args.concurrency} concurrent senders\n")
+        print(f"{'endpoint':<28} {'accepted/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        elapsed, lat, _ = await blast(f"http://127.0.0.1:{floor_port}/webhooks/alertmanager",
+                                      bodies, args.concurrency)
+        floor_rate = report("floor: bare Starlette", elapsed, lat, len(bodies))
+        elapsed, lat, statuses = await blast(
+            f"http://127.0.0.1:{orch_port}/webhooks/alertmanager", bodies, args.concurrency)
+        orch_rate = report("orchestrator-mcp", elapsed, lat, len(bodies))
+        p99 = lat[int(len(lat) * 0.99) - 1] * 1000
+        outcomes = audit(base / "data")
+    finally:
+        for proc in (floor, orch):
+            proc.terminate()
+            proc.wait(10)
+
+    unique = len(set(bodies))
+    accepted = statuses.get("accepted", 0)
+    stored = sum(outcomes.values())
+    print(f"\nresponses: {statuses}")
+    print(f"stored notifications: {stored} (unique bodies sent: {unique}); outcomes: {outcomes}")
+    lost = accepted - stored
+    print(f"\norchestrator / floor throughput: {orch_rate / floor_rate:.2f}")
+    print(f"accepted/s {orch_rate:.0f} (target >= 500): "
+          f"{'PASS' if orch_rate >= 500 else 'MISS'}")
+    print(f"p99 {p99:.1f} ms (target <= 50): {'PASS' if p99 <= 50 else 'MISS'}")
+    print(f"lost {lost} (target 0), unprocessed {outcomes.get('received', 0)}: "
+          f"{'PASS' if lost == 0 and not outcomes.get('received') else 'MISS'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--notifications", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    asyncio.run(main(parser.parse_args()))
