@@ -25,7 +25,8 @@ PROFILES = {
     "profiles": {
         "default": {"role": "Test planner."},
         "ops": {"servers": ["counter"],
-                "approval": {"auto_approve": ["counter_bump", "counter_slow_write"]}},
+                "approval": {"auto_approve": ["counter_bump", "counter_slow_write",
+                                              "counter_append"]}},
         "short": {"budgets": {"max_steps": 2}},
         "hasty": {"approval": {"timeout_seconds": 1}},
     }
@@ -323,3 +324,46 @@ async def test_waiting_host_gets_progress_notifications(setup, llm) -> None:
         assert result.structured_content["status"] == "completed"
     assert any("everything_echo" in m for m in messages)
     assert any("run completed" in m for m in messages)
+
+
+async def test_repeated_sigkills_never_repeat_a_completed_call(setup, llm) -> None:
+    """The server is killed again and again while runs progress; after each restart the
+    runs resume. Every run finishes, and no call of the non-idempotent `append` tool ever
+    executes twice (each call has its own tag)."""
+    runs, calls = 4, 5
+    slow_model = "\n".join(["SLEEP 0.25"] * (calls + 1))  # each model turn takes 0.25 s
+    goals = ["\n".join(f'CALL counter_append {{"tag": "r{r}c{c}"}}' for c in range(calls))
+             + "\n" + slow_model for r in range(runs)]
+    run_ids: list[str] = []
+    kills = 0
+    async with server(setup, llm) as client:
+        for goal in goals:
+            view = await start(client, goal, "ops")
+            run_ids.append(view["run_id"])
+        await asyncio.sleep(0.6)
+        os.kill(_server_pid(setup), signal.SIGKILL)
+        kills += 1
+    while True:
+        async with server(setup, llm) as client:
+            records = [(await client.call_tool("get_run", {"run_id": r})).structured_content
+                       for r in run_ids]
+            if all(rec["status"] == "completed" for rec in records) or kills >= 12:
+                break
+            await asyncio.sleep(0.5)
+            os.kill(_server_pid(setup), signal.SIGKILL)
+            kills += 1
+    async with server(setup, llm) as client:
+        records = [await until(client, r, "completed", timeout=90) for r in run_ids]
+    lines = setup["counts"].read_text().splitlines()
+    tags = [line for line in lines if line.startswith("tag:")]
+    assert len(tags) == len(set(tags)), f"a call ran twice: {sorted(tags)}"
+    for r, record in enumerate(records):
+        tool_steps = [s for s in record["steps"] if s["kind"] == "tool"]
+        assert len(tool_steps) == calls
+        for step in tool_steps:
+            tag = f"tag:{step['detail']['arguments']['tag']}"
+            if step["detail"].get("in_doubt"):
+                assert tags.count(tag) <= 1
+            else:
+                assert tags.count(tag) == 1, f"run {r}: {tag} recorded done but not executed"
+    assert kills >= 2

@@ -69,6 +69,13 @@ def build(count_file: Path) -> FastMCP:
         record(f"set:{value}")
         return f"value is {value}"
 
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                          idempotent_hint=False))
+    def append(tag: str) -> str:
+        """Append a tag (neither read-only nor idempotent: never repeat it)."""
+        record(f"tag:{tag}")
+        return f"appended {tag}"
+
     @mcp.tool(name="weird.name with spaces")
     def weird() -> str:
         """A tool whose name is not valid for every host."""
