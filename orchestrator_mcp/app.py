@@ -19,7 +19,7 @@ from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
-START_DELAY = 1.0
+START_DELAY = 0.3
 
 
 @dataclass
@@ -31,13 +31,11 @@ class Application:
     alerts: AlertService
     front: FastMCP = field(init=False)
 
-    first_request: asyncio.Event = field(default_factory=asyncio.Event)
-
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Start everything behind the front in the background, once the host's first
-        request is answered (or after START_DELAY): spawning servers and importing DBOS
-        would otherwise compete with that first answer for the CPU."""
+        """Start everything behind the front in the background, START_DELAY after the
+        front is up: spawning servers and importing DBOS would otherwise compete with the
+        host's first requests for the CPU."""
         background = asyncio.create_task(self._start_behind_front())
         try:
             yield
@@ -50,8 +48,7 @@ class Application:
             await self.engine.stop()
 
     async def _start_behind_front(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.first_request.wait(), START_DELAY)
+        await asyncio.sleep(START_DELAY)
         self.gateway.start()
         await self.engine.start()
         if self.engine.executor:
@@ -86,15 +83,16 @@ def cost_of(provider: str, model: str, input_tokens: int, output_tokens: int) ->
     return cost_usd(provider, model, input_tokens, output_tokens)
 
 
-def build_application(config: Config, data_dir: Path, log_dir: Path | None) -> Application:
+def build_application(
+    config: Config, data_dir: Path, log_dir: Path | None, *, http: bool = False
+) -> Application:
     settings = config.servers.gateway
     gateway = Gateway(config.servers.servers, settings, log_dir)
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        cost_of)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)
-    application.front = build_front(gateway, settings, engine, application.running,
-                                    application.first_request)
+    application.front = build_front(gateway, settings, engine, application.running, http=http)
     return application
 
 

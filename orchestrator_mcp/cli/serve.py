@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
 
     data_dir = resolve_data_dir(args.data_dir)
     log_dir = configure_logging(data_dir, args.log_level)
-    application = build_application(config, data_dir, log_dir)
+    application = build_application(config, data_dir, log_dir, http=args.http)
     if not args.http:
         asyncio.run(application.front.run_stdio_async(show_banner=False))
         return EXIT_OK

@@ -26,7 +26,6 @@ from orchestrator_mcp.front.passthrough import (
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
 from orchestrator_mcp.front.scopes import ScopeGuard
-from orchestrator_mcp.front.startup import FirstRequest
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
@@ -94,10 +93,10 @@ def build_front(
     settings: GatewaySettings,
     engine: RunEngine | None = None,
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
-    first_request: asyncio.Event | None = None,
+    http: bool = False,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
-    job); without it the gateway alone is started."""
+    job); without it the gateway alone is started. `http`: check token scopes per tool."""
     notifier = CatalogChangeNotifier()
 
     @contextlib.asynccontextmanager
@@ -117,7 +116,9 @@ def build_front(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=front_lifespan,
-        middleware=[ScopeGuard()] + ([FirstRequest(first_request)] if first_request else []),
+        # Token scopes exist only over HTTP; stdio callers are the local user, and every
+        # middleware costs each call a little.
+        middleware=[ScopeGuard()] if http else [],
     )
     notifier.install(mcp)
 
