@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fake_openai import FakeOpenAI
+
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,3 +110,10 @@ def write_config(directory: Path, servers: dict, **sections: object) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "servers.yaml").write_text(yaml.safe_dump({"servers": servers, **sections}))
     return directory
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    """A local Chat Completions server whose model follows the plan in the goal."""
+    with FakeOpenAI() as fake:
+        yield fake

@@ -91,12 +91,6 @@ class Orchestrator:
 
 
 @pytest.fixture
-def llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def orchestrator(tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI) -> Iterator[Orchestrator]:
     orch = Orchestrator(tmp_path, everything_cfg, llm)
     orch.start()

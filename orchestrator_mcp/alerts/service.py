@@ -56,13 +56,16 @@ def _templates() -> Any:
     return SandboxedEnvironment(autoescape=False)
 
 
-def render_goal(rule: AlertRule, notification: Notification) -> str:
-    template = _templates().from_string(rule.goal)
-    return template.render(
+def _render(template: str, notification: Notification) -> str:
+    return _templates().from_string(template).render(
         status=notification.status, labels=notification.labels,
         annotations=notification.common_annotations or notification.alerts[0].annotations,
         alerts=[a.model_dump() for a in notification.alerts], group_key=notification.group_key,
     ).strip()[:10_000]
+
+
+def render_goal(rule: AlertRule, notification: Notification) -> str:
+    return _render(rule.goal, notification)
 
 
 class AlertService:
@@ -248,9 +251,14 @@ class AlertService:
             return await settle("deferred", state="deferred")
         run_id = f"run_alert_{receipt[:16]}"
         try:
-            await self.engine.submit(render_goal(rule, notification), rule.profile,
-                                     {"alert": notification.model_dump(by_alias=True)},
-                                     source="alertmanager", run_id=run_id)
+            if rule.workflow is not None:
+                inputs = {k: _render(v, notification) for k, v in rule.workflow_inputs.items()}
+                await self.engine.submit_workflow(rule.workflow, inputs, source="alertmanager",
+                                                  run_id=run_id)
+            else:
+                await self.engine.submit(render_goal(rule, notification), rule.profile,
+                                         {"alert": notification.model_dump(by_alias=True)},
+                                         source="alertmanager", run_id=run_id)
         except Exception as exc:  # noqa: BLE001 - recorded with the notification
             return await settle("error", detail=str(exc))
         await asyncio.to_thread(store.open_group, notification.group_id, rule.name, run_id)

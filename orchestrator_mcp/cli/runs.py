@@ -58,10 +58,34 @@ def add_parsers(commands: Any) -> None:
                                 metavar="JSON", help="run the call with these arguments")
     approve_parser.set_defaults(func=approve)
 
+    workflow_parser = commands.add_parser(
+        "workflow", help="list or run YAML workflows",
+        description="List the workflows (workflows/ next to profiles.yaml, or `workflows:` "
+        "in it) or run one, following it like `run`.")
+    workflow_commands = workflow_parser.add_subparsers(dest="workflow_command",
+                                                       metavar="SUBCOMMAND")
+    wf_list = workflow_commands.add_parser("list", help="list workflows")
+    wf_list.set_defaults(func=list_workflows)
+    wf_run = workflow_commands.add_parser("run", help="run a workflow")
+    wf_run.add_argument("name")
+    wf_run.add_argument("--input", action="append", type=_key_value, default=[],
+                        metavar="KEY=VALUE", help="an input value (repeatable)")
+    wf_run.add_argument("--detach", action="store_true",
+                        help="print the run id and return at once (needs a running server)")
+    wf_run.set_defaults(func=run_workflow)
+    workflow_parser.set_defaults(func=list_workflows)
+
     cancel_parser = commands.add_parser("cancel", help="cancel a run",
                                         description="Cancel a run that has not ended.")
     cancel_parser.add_argument("run_id")
     cancel_parser.set_defaults(func=cancel)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -149,45 +173,66 @@ def _ask(record: RunRecord) -> tuple[bool, dict[str, Any] | None, str | None] | 
 
 def run(args: argparse.Namespace) -> int:
     async def work(app: Any) -> int:
-        engine = app.engine
-        record = await engine.submit(args.goal, args.profile, args.context, source="cli")
+        record = await app.engine.submit(args.goal, args.profile, args.context, source="cli")
         print(f"run {record.id} ({record.profile}): {record.goal}")
-        if args.detach:
-            return EXIT_OK
-        if not engine.executor:
-            print("  (executed by the server that holds this data dir)")
-        shown = 0
-        asked: str | None = None
-        while True:
-            record = await engine.get(record.id)
-            for step in record.steps[shown:]:
-                _print_step(step)
-            shown = len(record.steps)
-            if record.status.finished:
-                break
-            pending = record.pending_approval
-            if pending is not None and pending.call_id != asked:
-                asked = pending.call_id
-                decision = await asyncio.to_thread(_ask, record)
-                if decision is None:
-                    print(f"run {record.id} waits for approval; it continues when decided")
-                    return EXIT_UNHEALTHY
-                approved, modified, reason = decision
-                await engine.approve(record.id, approved, modified_arguments=modified,
-                                     reason=reason, decided_by="cli")
-            await asyncio.sleep(0.1)
-        print(f"\n{record.status.value}" + (f" ({record.stop_reason.value})"
-                                             if record.stop_reason else ""))
-        if record.answer:
-            print(record.answer)
-        if record.error:
-            print(f"error: {record.error}", file=sys.stderr)
-        tokens = record.usage.tokens
-        cost = record.usage.cost_usd
-        print(f"usage: {tokens} tokens" + (f", ${cost:.4f}" if cost else ""))
-        return EXIT_OK if record.status is RunStatus.COMPLETED else EXIT_UNHEALTHY
+        return EXIT_OK if args.detach else await _follow(app.engine, record)
 
     return _engine_call(args, work, execute=not args.detach)
+
+
+def run_workflow(args: argparse.Namespace) -> int:
+    async def work(app: Any) -> int:
+        record = await app.engine.submit_workflow(args.name, dict(args.input), source="cli")
+        print(f"workflow run {record.id} ({args.name}) inputs {json.dumps(record.context)}")
+        return EXIT_OK if args.detach else await _follow(app.engine, record)
+
+    return _engine_call(args, work, execute=not args.detach)
+
+
+def list_workflows(args: argparse.Namespace) -> int:
+    config = load(args)
+    rows = [("WORKFLOW", "STEPS", "INPUTS", "DESCRIPTION")]
+    for name, workflow in sorted(config.profiles.workflows.items()):
+        rows.append((name, str(len(workflow.steps)), ",".join(workflow.inputs) or "-",
+                     workflow.description[:60]))
+    print(table(rows))
+    return EXIT_OK
+
+
+async def _follow(engine: Any, record: RunRecord) -> int:
+    """Print steps as they happen; ask approvals on the terminal; the run's outcome."""
+    if not engine.executor:
+        print("  (executed by the server that holds this data dir)")
+    shown = 0
+    asked: str | None = None
+    while True:
+        record = await engine.get(record.id)
+        for step in record.steps[shown:]:
+            _print_step(step)
+        shown = len(record.steps)
+        if record.status.finished:
+            break
+        pending = record.pending_approval
+        if pending is not None and pending.call_id != asked:
+            asked = pending.call_id
+            decision = await asyncio.to_thread(_ask, record)
+            if decision is None:
+                print(f"run {record.id} waits for approval; it continues when decided")
+                return EXIT_UNHEALTHY
+            approved, modified, reason = decision
+            await engine.approve(record.id, approved, modified_arguments=modified,
+                                 reason=reason, decided_by="cli")
+        await asyncio.sleep(0.1)
+    print(f"\n{record.status.value}" + (f" ({record.stop_reason.value})"
+                                         if record.stop_reason else ""))
+    if record.answer:
+        print(record.answer)
+    if record.error:
+        print(f"error: {record.error}", file=sys.stderr)
+    tokens = record.usage.tokens
+    cost = record.usage.cost_usd
+    print(f"usage: {tokens} tokens" + (f", ${cost:.4f}" if cost else ""))
+    return EXIT_OK if record.status is RunStatus.COMPLETED else EXIT_UNHEALTHY
 
 
 def list_runs(args: argparse.Namespace) -> int:

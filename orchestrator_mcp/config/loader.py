@@ -15,6 +15,7 @@ from orchestrator_mcp.config.models import ProfilesFile, ServersFile
 
 SERVERS_FILE = "servers.yaml"
 PROFILES_FILE = "profiles.yaml"
+WORKFLOWS_DIR = "workflows"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -182,11 +183,55 @@ def load_config(config_dir: Path | None) -> Config:
         profiles = load_file(profiles_path, ProfilesFile)
     except ConfigError as exc:
         problems += exc.problems
+    if config_dir is not None:
+        problems += _load_workflow_folder(config_dir / WORKFLOWS_DIR, profiles)
+    if not problems:
+        problems += _cross_check(profiles, str(profiles_path or PROFILES_FILE))
     if problems:
         raise ConfigError(problems)
     if config_dir is not None:
         _anchor_stdio_servers(servers, config_dir)
     return Config(servers, profiles, config_dir, servers_path, profiles_path)
+
+
+def _load_workflow_folder(folder: Path, profiles: ProfilesFile) -> list[str]:
+    """Each workflows/<name>.yaml holds one workflow; a name defined twice is an error."""
+    from orchestrator_mcp.config.workflows import WorkflowDef
+
+    problems: list[str] = []
+    if not folder.is_dir():
+        return problems
+    for path in sorted(folder.glob("*.y*ml")):
+        name = path.stem
+        if name in profiles.workflows:
+            problems.append(f"{path}: workflow {name!r} is also defined under 'workflows:' in "
+                            "profiles.yaml — fix: keep one of them")
+            continue
+        try:
+            profiles.workflows[name] = load_file(path, WorkflowDef)
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
+
+
+def _cross_check(profiles: ProfilesFile, where: str) -> list[str]:
+    """References between sections: profiles named by workflows and alert rules exist."""
+    known = set(profiles.profiles) | {"default"}
+    problems = []
+    for name, workflow in profiles.workflows.items():
+        for profile, key in [(workflow.profile, "profile")] + [
+                (s.profile, f"steps.{s.id}.profile") for s in workflow.steps if s.profile]:
+            if profile not in known:
+                problems.append(f"{where}: workflows.{name}.{key}: unknown profile {profile!r} "
+                                f"— fix: use one of {', '.join(sorted(known))}")
+    for i, rule in enumerate(profiles.alerts.rules):
+        if rule.profile not in known:
+            problems.append(f"{where}: alerts.rules[{i}].profile: unknown profile "
+                            f"{rule.profile!r} — fix: use one of {', '.join(sorted(known))}")
+        if rule.workflow is not None and rule.workflow not in profiles.workflows:
+            problems.append(f"{where}: alerts.rules[{i}].workflow: unknown workflow "
+                            f"{rule.workflow!r}")
+    return problems
 
 
 def _anchor_stdio_servers(servers: ServersFile, config_dir: Path) -> None:

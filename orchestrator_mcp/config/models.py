@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator_mcp.config.base import Strict
 from orchestrator_mcp.config.llm import LLMSettings
+from orchestrator_mcp.config.workflows import WorkflowDef
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
@@ -216,6 +217,10 @@ class AlertRule(Strict):
         "and the runbooks, then propose a remediation.",
         description="Jinja2 template (sandboxed) over status, labels, annotations, alerts.",
     )
+    workflow: str | None = Field(
+        default=None, description="run this workflow instead of a goal run; its inputs "
+        "come from `workflow_inputs` templates")
+    workflow_inputs: dict[str, str] = Field(default_factory=dict)
     cancel_on_resolved: bool = False
     max_concurrent: int = Field(default=5, ge=1, le=1000)
     cooldown_seconds: float = Field(default=0, ge=0, le=86400)
@@ -260,5 +265,6 @@ class AlertsSettings(Strict):
 class ProfilesFile(Strict):
     profiles: dict[Name, ProfileConfig] = Field(default_factory=dict)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    workflows: dict[Name, WorkflowDef] = Field(default_factory=dict)
 
 

@@ -21,6 +21,7 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field
 
+from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
@@ -56,6 +57,21 @@ class RunView(BaseModel):
                    goal=record.goal, answer=record.answer, error=record.error,
                    stop_reason=record.stop_reason.value if record.stop_reason else None,
                    pending_approval=record.pending_approval, usage=record.usage, next=hint)
+
+
+class WorkflowInfo(BaseModel):
+    name: str
+    description: str
+    inputs: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, name: str, workflow: WorkflowDef) -> WorkflowInfo:
+        return cls(name=name, description=workflow.description,
+                   inputs={k: v.model_dump() for k, v in workflow.inputs.items()},
+                   steps=[{"id": s.id, "kind": s.kind, "tool": s.tool,
+                           "depends_on": s.depends_on, "condition": s.condition}
+                          for s in workflow.steps])
 
 
 class ProfileInfo(BaseModel):
@@ -254,6 +270,27 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
         return [ProfileInfo(name=name, description=p.description, servers=p.servers,
                             model=p.model, provider=p.provider)
                 for name, p in sorted(engine.profiles.items())]
+
+    @mcp.tool(annotations=READ_ONLY)
+    def list_workflows() -> list[WorkflowInfo]:
+        """YAML workflows: their inputs and steps (tool, agent, approval)."""
+        return [WorkflowInfo.of(name, w) for name, w in sorted(engine.workflows.items())]
+
+    @mcp.tool
+    async def run_workflow(
+        name: Annotated[str, Field(min_length=1, max_length=64)],
+        inputs: Annotated[dict[str, Any] | None, "values for the workflow's inputs"] = None,
+        wait: Annotated[bool, "wait until it ends or needs an approval"] = False,
+        wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        ctx: Context | None = None,
+    ) -> RunView:
+        """Run a workflow; its approval gates and tool approvals use approve()."""
+        with run_errors():
+            record = await engine.submit_workflow(name, inputs)
+            if wait:
+                record = await engine.wait(record.id, wait_seconds,
+                                           on_progress=_progress_reporter(ctx))
+        return RunView.of(record)
 
     @mcp.resource("orchestrator://runs/{run_id}", mime_type="application/json")
     async def run_resource(run_id: str) -> str:

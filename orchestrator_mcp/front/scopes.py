@@ -16,6 +16,7 @@ from fastmcp.server.middleware.middleware import CallNext
 TOOL_SCOPES: dict[str, str] = {
     "approve": "approve",
     "run": "run",
+    "run_workflow": "run",
     "cancel_run": "run",
     "call_tool": "run",
     "index_document": "admin",

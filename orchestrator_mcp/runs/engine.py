@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator_mcp.config import ProfileConfig
+from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.models import ApprovalDecision, RunRecord, RunStatus, StopReason
 from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
@@ -27,7 +28,7 @@ from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
 log = logging.getLogger(__name__)
 
 DBOS_APP_NAME = "orchestrator-mcp"
-WORKFLOW_VERSION = "runs-2"  # bump when the planner's step sequence changes
+WORKFLOW_VERSION = "runs-3"  # bump when the planner's step sequence changes
 START_TIMEOUT = 60.0
 RUN_QUEUE = "orchestrator_runs"
 QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
@@ -35,6 +36,39 @@ QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
 
 class RunError(Exception):
     """A user-facing problem with a run request: says what was wrong and how to fix it."""
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "object": (dict,), "array": (list,)}
+
+
+def check_inputs(workflow: WorkflowDef, given: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(workflow.inputs))
+    if unknown:
+        raise RunError(f"unknown input(s) {', '.join(unknown)}; the workflow takes: "
+                       f"{', '.join(sorted(workflow.inputs)) or 'no inputs'}")
+    values: dict[str, Any] = {}
+    for name, spec in workflow.inputs.items():
+        if name not in given:
+            if spec.required and spec.default is None:
+                raise RunError(f"input '{name}' is required ({spec.description or spec.type})")
+            values[name] = spec.default
+            continue
+        value = given[name]
+        if spec.type in ("integer", "number") and isinstance(value, str):
+            try:
+                value = int(value) if spec.type == "integer" else float(value)
+            except ValueError:
+                raise RunError(f"input '{name}' must be a {spec.type}, not {value!r}") from None
+        if spec.type == "boolean" and isinstance(value, str) and value.lower() in (
+                "true", "false"):
+            value = value.lower() == "true"
+        bad_bool = isinstance(value, bool) and spec.type in ("integer", "number")
+        if not isinstance(value, _TYPES[spec.type]) or bad_bool:
+            raise RunError(f"input '{name}' must be a {spec.type}, not {type(value).__name__}")
+        values[name] = value
+    return values
 
 
 def default_profiles(configured: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
@@ -55,10 +89,12 @@ class RunEngine:
         *,
         database_url: str | None = None,
         concurrency: int = 50,
+        workflows: dict[str, WorkflowDef] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.gateway = gateway
         self.profiles = default_profiles(profiles)
+        self.workflows = workflows or {}
         self._provider_for = provider_for
         self._cost_of = cost_of
         self._database_url = database_url or f"sqlite:///{data_dir / 'runs.sqlite'}"
@@ -126,7 +162,8 @@ class RunEngine:
         import dbos  # noqa: F401
         import sqlalchemy  # noqa: F401
 
-        import orchestrator_mcp.runs.planner  # noqa: F401 - registers the workflow
+        import orchestrator_mcp.runs.planner  # noqa: F401 - registers the workflows
+        import orchestrator_mcp.workflows.executor  # noqa: F401
 
     def _launch_dbos(self) -> None:
         from dbos import DBOS
@@ -143,6 +180,7 @@ class RunEngine:
         planner.install(planner.Runtime(
             store=self.store, gateway=self.gateway, profiles=self.profiles,
             provider_for=self._provider_for, cost_of=self._cost_of, notify=self._notify,
+            workflows=self.workflows, engine=self,
         ))
         self._dbos = DBOS(config={
             "name": DBOS_APP_NAME,
@@ -196,6 +234,23 @@ class RunEngine:
         run_id: str | None = None,
     ) -> RunRecord:
         """Queue a run. With `run_id`, submitting the same id again changes nothing."""
+        record = await self.create(goal, profile, context, parent_id=parent_id, source=source,
+                                   run_id=run_id)
+        await self.enqueue(record.id)
+        return record
+
+    async def create(
+        self,
+        goal: str,
+        profile: str = DEFAULT_PROFILE,
+        context: dict[str, Any] | None = None,
+        *,
+        parent_id: str | None = None,
+        source: str = "mcp",
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Validate and record a run without queueing it (a workflow queues its child runs
+        itself, so that DBOS records them as its children)."""
         goal = goal.strip()
         if not goal:
             raise RunError("the goal is empty; say what the run should achieve")
@@ -210,20 +265,42 @@ class RunEngine:
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
         await asyncio.to_thread(self.store.create, record)
-        await self._enqueue(record.id)
+        return record
+
+    async def submit_workflow(
+        self, name: str, inputs: dict[str, Any] | None = None, *, source: str = "mcp",
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Queue a workflow run; inputs are checked against the workflow's declaration."""
+        if name not in self.workflows:
+            known = ", ".join(sorted(self.workflows)) or "none defined"
+            raise RunError(f"unknown workflow '{name}'; workflows: {known}")
+        workflow = self.workflows[name]
+        values = check_inputs(workflow, inputs or {})
+        await self._ready_or_raise()
+        now = time.time()
+        record = RunRecord(id=run_id or f"wf_{uuid.uuid4().hex[:16]}",
+                           goal=f"workflow {name}", profile=workflow.profile,
+                           status=RunStatus.QUEUED, workflow=name, source=source,
+                           context={"inputs": values}, created_at=now, updated_at=now)
+        await asyncio.to_thread(self.store.create, record)
+        await self.enqueue(record.id, workflow=True)
         return record
 
     # DBOS calls differ between the executing process (DBOS itself) and the others (a
     # client of the same system database); these three are all the engine needs.
 
-    async def _enqueue(self, run_id: str) -> None:
-        from orchestrator_mcp.runs.planner import WORKFLOW_NAME, run_workflow
+    async def enqueue(self, run_id: str, *, workflow: bool = False) -> None:
+        from orchestrator_mcp.runs import planner
+        from orchestrator_mcp.workflows import executor
 
+        function, name = ((executor.workflow_run, executor.WORKFLOW_NAME) if workflow
+                          else (planner.run_workflow, planner.WORKFLOW_NAME))
         if self._client is not None:
             from dbos import EnqueueOptions
 
             options: EnqueueOptions = {"queue_name": RUN_QUEUE, "workflow_id": run_id,
-                                       "workflow_name": WORKFLOW_NAME,
+                                       "workflow_name": name,
                                        "app_version": WORKFLOW_VERSION}
             await self._client.enqueue_async(options, run_id)
             return
@@ -231,7 +308,7 @@ class RunEngine:
 
         with SetWorkflowID(run_id):
             queue = await DBOS.retrieve_queue_async(RUN_QUEUE)
-            await queue.enqueue_async(run_workflow, run_id)
+            await queue.enqueue_async(function, run_id)
 
     async def _send(self, run_id: str, message: Any, topic: str) -> None:
         if self._client is not None:

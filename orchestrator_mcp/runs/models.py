@@ -87,6 +87,7 @@ class RunRecord(BaseModel):
     status: RunStatus
     stop_reason: StopReason | None = None
     parent_id: str | None = None
+    workflow: str | None = Field(default=None, description="set for workflow runs")
     source: str = "mcp"
     context: dict[str, Any] = Field(default_factory=dict)
     created_at: float

@@ -48,6 +48,8 @@ class Runtime:
     provider_for: Any  # Callable[[ProfileConfig], LLMProvider]
     cost_of: Any  # Callable[[str, str, int, int], float | None]
     notify: Any  # Callable[[str], None]: the run's status changed (wakes waiters)
+    workflows: dict[str, Any]  # name → WorkflowDef
+    engine: Any  # RunEngine, for child runs
 
 
 _runtime: Runtime | None = None

@@ -32,6 +32,7 @@ runs = sa.Table(
     sa.Column("status", sa.String(32), nullable=False, index=True),
     sa.Column("stop_reason", sa.String(32)),
     sa.Column("parent_id", sa.String(64), index=True),
+    sa.Column("workflow", sa.String(64)),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("context", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
@@ -96,7 +97,8 @@ class RunStore:
                 return
             db.execute(runs.insert().values(
                 id=record.id, goal=record.goal, profile=record.profile,
-                status=record.status.value, parent_id=record.parent_id, source=record.source,
+                status=record.status.value, parent_id=record.parent_id,
+                workflow=record.workflow, source=record.source,
                 context=_dumps(record.context), created_at=record.created_at,
                 updated_at=record.updated_at, usage=record.usage.model_dump_json(),
             ))
@@ -191,7 +193,7 @@ class RunStore:
             id=row["id"], goal=row["goal"], profile=row["profile"],
             status=RunStatus(row["status"]),
             stop_reason=StopReason(row["stop_reason"]) if row["stop_reason"] else None,
-            parent_id=row["parent_id"], source=row["source"],
+            parent_id=row["parent_id"], workflow=row["workflow"], source=row["source"],
             context=json.loads(row["context"]), created_at=row["created_at"],
             updated_at=row["updated_at"], finished_at=row["finished_at"],
             answer=row["answer"], error=row["error"],

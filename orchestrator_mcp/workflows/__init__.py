@@ -1,0 +1,1 @@
+"""YAML workflows: deterministic DAGs of tool, agent and approval steps, run durably."""

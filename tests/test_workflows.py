@@ -1,0 +1,241 @@
+"""YAML workflows: validation at load, and durable execution against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator_mcp.config import ConfigError, load_config
+from tests.conftest import write_config
+from tests.test_runs import _server_pid, server, until
+
+WORKFLOWS = {
+    "parallel": {
+        "description": "two slow reads side by side, then a sum",
+        "profile": "ops",
+        "inputs": {"seconds": {"type": "number", "default": 1.5}},
+        "steps": [
+            {"id": "left", "tool": "counter_slow",
+             "arguments": {"seconds": "{{ inputs.seconds }}"}},
+            {"id": "right", "tool": "counter_slow",
+             "arguments": {"seconds": "{{ inputs.seconds }}"}},
+            {"id": "sum", "tool": "counter_add", "arguments": {"a": 40, "b": 2},
+             "depends_on": ["left", "right"]},
+        ],
+        "outputs": {"total": "{{ steps.sum.output }}", "left": "{{ steps.left.output }}"},
+    },
+    "conditional": {
+        "profile": "ops",
+        "inputs": {"fix": {"type": "boolean", "default": False}},
+        "steps": [
+            {"id": "check", "tool": "counter_add", "arguments": {"a": 1, "b": 1}},
+            {"id": "remediate", "tool": "counter_append", "arguments": {"tag": "fixed"},
+             "depends_on": ["check"], "condition": "inputs.fix and steps.check.output == '2'"},
+        ],
+        "outputs": {"remediated": "{{ steps.remediate is defined }}"},
+    },
+    "gated": {
+        "profile": "ops",
+        "steps": [
+            {"id": "look", "tool": "counter_add", "arguments": {"a": 2, "b": 3}},
+            {"id": "gate", "message": "Apply the change? look said {{ steps.look.output }}",
+             "depends_on": ["look"]},
+            {"id": "apply", "tool": "counter_append", "arguments": {"tag": "applied"},
+             "depends_on": ["gate"]},
+        ],
+    },
+    "failing": {
+        "profile": "ops",
+        "steps": [
+            {"id": "broken", "tool": "counter_add", "arguments": {"a": "not a number"},
+             "on_failure": "goto:cleanup"},
+            {"id": "never", "tool": "counter_append", "arguments": {"tag": "never"},
+             "depends_on": ["broken"]},
+            {"id": "cleanup", "tool": "counter_append", "arguments": {"tag": "cleanup"},
+             "depends_on": ["never"]},
+        ],
+    },
+    "tolerant": {
+        "profile": "ops",
+        "steps": [
+            {"id": "broken", "tool": "counter_add", "arguments": {}, "on_failure": "continue"},
+            {"id": "after", "tool": "counter_append", "arguments": {"tag": "after"},
+             "depends_on": ["broken"]},
+        ],
+    },
+    "chain": {
+        "profile": "ops",
+        "steps": [{"id": f"s{i}", "tool": "counter_append", "arguments": {"tag": f"chain{i}"},
+                   **({"depends_on": [f"s{i - 1}"]} if i else {})} for i in range(6)]
+        + [{"id": "pause", "tool": "counter_slow", "arguments": {"seconds": 3},
+            "depends_on": ["s2"]}],
+    },
+    "delegate": {
+        "steps": [{"id": "ask", "task": 'CALL everything_echo {"message": "child"}'}],
+        "outputs": {"answer": "{{ steps.ask.output }}"},
+    },
+}
+
+PROFILES = {
+    "profiles": {
+        "default": {},
+        "ops": {"approval": {"auto_approve": ["counter_append"]}},
+    },
+    "workflows": WORKFLOWS,
+}
+
+
+@pytest.fixture
+def setup(tmp_path: Path, everything_cfg: dict, counter_stdio_cfg: dict) -> dict[str, Path]:
+    config = write_config(tmp_path / "config",
+                          {"everything": everything_cfg, "counter": counter_stdio_cfg})
+    (config / "profiles.yaml").write_text(yaml.safe_dump(PROFILES))
+    return {"config": config, "data": tmp_path / "data",
+            "counts": Path(counter_stdio_cfg["args"][2])}
+
+
+def tags(setup: dict[str, Path]) -> list[str]:
+    return [line[4:] for line in setup["counts"].read_text().splitlines()
+            if line.startswith("tag:")]
+
+
+async def run_wf(client, name: str, **inputs) -> dict:
+    view = (await client.call_tool("run_workflow", {"name": name, "inputs": inputs})
+            ).structured_content
+    return view
+
+
+# ---- validation -------------------------------------------------------------------------
+
+
+def _problems(tmp_path: Path, workflow: dict, name: str = "w") -> list[str]:
+    folder = tmp_path / "workflows"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(workflow))
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(("steps", "message"), [
+    ([{"id": "a", "tool": "x", "depends_on": ["b"]}, {"id": "b", "tool": "x",
+                                                     "depends_on": ["a"]}],
+     "cycle: a, b"),
+    ([{"id": "a", "tool": "x", "depends_on": ["ghost"]}], "depends on unknown step 'ghost'"),
+    ([{"id": "a", "tool": "x"},
+      {"id": "b", "tool": "x", "arguments": {"v": "{{ steps.a.output }}"}}],
+     "reads steps.a but does not depend on it"),
+    ([{"id": "a", "tool": "x", "condition": "steps.zz.ok"}], "unknown step 'zz'"),
+    ([{"id": "a", "tool": "x", "condition": "1 +"}], "template or condition error"),
+    ([{"id": "a", "tool": "x", "task": "y"}], "give exactly one of 'tool'"),
+    ([{"id": "a", "tool": "x", "on_failure": "retry"}], "on_failure must be stop"),
+    ([{"id": "a", "tool": "x"}, {"id": "a", "tool": "y"}], "step ids used twice: a"),
+])
+def test_invalid_definitions_are_explained(tmp_path: Path, steps: list, message: str) -> None:
+    found = _problems(tmp_path, {"steps": steps})
+    assert any(message in p for p in found), found
+    assert all(str(tmp_path / "workflows" / "w.yaml") in p for p in found)
+
+
+def test_unknown_profile_is_an_error(tmp_path: Path) -> None:
+    found = _problems(tmp_path, {"profile": "nobody", "steps": [{"id": "a", "tool": "x"}]})
+    assert any("workflows.w.profile: unknown profile 'nobody'" in p for p in found)
+
+
+# ---- execution ----------------------------------------------------------------------
+
+
+async def test_parallel_branches_overlap_and_outputs_render(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await run_wf(client, "parallel")
+        record = await until(client, view["run_id"], "completed", timeout=60)
+    outputs = json.loads(record["answer"])
+    assert outputs == {"total": "42", "left": "done"}
+    tools = {s["detail"]["tool"] + str(i): s for i, s in enumerate(record["steps"])
+             if s["kind"] == "tool"}
+    slow = [s for s in tools.values() if s["detail"]["tool"] == "counter_slow"]
+    spans = [(s["at"] - s["detail"]["seconds"], s["at"]) for s in slow]
+    assert len(spans) == 2
+    assert max(start for start, _ in spans) < min(end for _, end in spans), "no overlap"
+
+
+@pytest.mark.parametrize(("fix", "expected"), [(True, ["fixed"]), (False, [])])
+async def test_condition_true_and_false(setup, llm, fix: bool, expected: list[str]) -> None:
+    async with server(setup, llm) as client:
+        view = await run_wf(client, "conditional", fix=fix)
+        record = await until(client, view["run_id"], "completed")
+    assert tags(setup) == expected
+    if not fix:
+        assert any("remediate: skipped" in s["summary"] for s in record["steps"])
+
+
+async def test_approval_gate(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await run_wf(client, "gated")
+        waiting = await until(client, view["run_id"], "awaiting_approval")
+        assert "look said 5" in waiting["pending_approval"]["reason"]
+        await client.call_tool("approve", {"run_id": view["run_id"], "approved": True})
+        await until(client, view["run_id"], "completed")
+        assert tags(setup) == ["applied"]
+
+        rejected = await run_wf(client, "gated")
+        await until(client, rejected["run_id"], "awaiting_approval")
+        await client.call_tool("approve", {"run_id": rejected["run_id"], "approved": False,
+                                           "reason": "no"})
+        record = await until(client, rejected["run_id"], "failed")
+        assert "step 'gate' failed" in record["error"]
+        assert tags(setup) == ["applied"]
+
+
+async def test_failure_policies(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        jumped = await until(client, (await run_wf(client, "failing"))["run_id"], "completed")
+        tolerant = await until(client, (await run_wf(client, "tolerant"))["run_id"],
+                               "completed")
+    assert tags(setup) == ["cleanup", "after"]
+    assert any("never: skipped" in s["summary"] or "never" not in s["summary"]
+               for s in jumped["steps"])
+    assert any("broken: failed" in s["summary"] for s in tolerant["steps"])
+
+
+async def test_bad_inputs_are_refused(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        wrong = await client.call_tool_mcp("run_workflow", {"name": "parallel",
+                                                            "inputs": {"seconds": "soon"}})
+        assert wrong.is_error and "input 'seconds' must be a number" in wrong.content[0].text
+        extra = await client.call_tool_mcp("run_workflow", {"name": "parallel",
+                                                            "inputs": {"nope": 1}})
+        assert extra.is_error and "unknown input(s) nope" in extra.content[0].text
+        missing = await client.call_tool_mcp("run_workflow", {"name": "ghost"})
+        assert missing.is_error and "unknown workflow 'ghost'" in missing.content[0].text
+        listed = await client.call_tool("list_workflows", {})
+        assert {w["name"] for w in listed.structured_content["result"]} == set(WORKFLOWS)
+
+
+async def test_agent_step_is_a_child_run(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await run_wf(client, "delegate")
+        record = await until(client, view["run_id"], "completed", timeout=60)
+        children = await client.call_tool("list_runs", {})
+    assert "Echo: child" in json.loads(record["answer"])["answer"]
+    child = [r for r in children.structured_content["result"] if r["run_id"] != view["run_id"]]
+    assert len(child) == 1 and child[0]["status"] == "completed"
+
+
+async def test_crash_mid_workflow_resumes_without_repeating_steps(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await run_wf(client, "chain")
+        async with asyncio.timeout(30):
+            while "chain2" not in tags(setup):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # s3.. run while `pause` is sleeping
+        os.kill(_server_pid(setup), signal.SIGKILL)
+    async with server(setup, llm) as client:
+        await until(client, view["run_id"], "completed", timeout=60)
+    assert sorted(tags(setup)) == [f"chain{i}" for i in range(6)]
