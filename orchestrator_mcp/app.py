@@ -89,7 +89,8 @@ def build_application(
     settings = config.servers.gateway
     gateway = Gateway(config.servers.servers, settings, log_dir)
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
-                       cost_of, workflows=config.profiles.workflows)
+                       cost_of, workflows=config.profiles.workflows,
+                       audit_retention_days=config.servers.audit.retention_days)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)
     application.front = build_front(gateway, settings, engine, application.running, http=http)

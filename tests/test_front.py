@@ -21,7 +21,8 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from tests.conftest import free_port, wait_for_port, write_config
 
 FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "list_runs",
-               "cancel_run", "approve", "list_profiles"}
+               "cancel_run", "approve", "list_profiles", "list_workflows", "run_workflow",
+               "audit", "costs"}
 
 
 def serve_args(config_dir: Path, data_dir: Path, *extra: str) -> list[str]:
@@ -195,7 +196,8 @@ async def test_http_front_requires_the_token(http_front: str) -> None:
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         metrics = (await http.get(f"{http_front}/metrics")).text
         assert 'orchestrator_downstream_up{server="everything"} 1.0' in metrics
-        assert 'orchestrator_downstream_calls_total{outcome="ok",server="everything"}' in metrics
+        assert ('orchestrator_downstream_calls_total{outcome="ok",server="everything",'
+                'tool="echo"}') in metrics
         ready = await http.get(f"{http_front}/readyz")
         assert ready.status_code == 503  # ghost is down
         assert ready.json()["servers"]["ghost"]["status"] == "unhealthy"

@@ -4,6 +4,7 @@ against a local Chat Completions server, real downstream MCP servers, DBOS on SQ
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -361,3 +362,29 @@ async def test_repeated_sigkills_never_repeat_a_completed_call(setup, llm) -> No
             else:
                 assert tags.count(tag) == 1, f"run {r}: {tag} recorded done but not executed"
     assert kills >= 2
+
+
+async def test_audit_log_and_costs(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        view = await start(client, "CALL counter_bump {}", wait=True)
+        await client.call_tool("approve", {"run_id": view["run_id"], "approved": True,
+                                           "reason": "fine"})
+        await until(client, view["run_id"], "completed")
+        await client.call_tool("call_tool", {"name": "everything_echo",
+                                             "arguments": {"message": "Bearer s3cr3t-value",
+                                                           "api_key": "k-123"}})
+        await asyncio.sleep(0.3)  # host calls are audited in the background
+        entries = (await client.call_tool("audit", {})).structured_content["result"]
+        costs = (await client.call_tool("costs", {"group_by": "model"})
+                 ).structured_content["result"]
+    by_tool = {(e["kind"], e["tool"]): e for e in entries}
+    run_call = by_tool[("tool_call", "counter_bump")]
+    assert run_call["run_id"] == view["run_id"] and run_call["outcome"] == "ok"
+    decision = by_tool[("approval", "counter_bump")]
+    assert decision["outcome"] == "approved" and decision["caller"].startswith("mcp:")
+    host = by_tool[("tool_call", "everything_echo")]
+    assert host["caller"] == "stdio"
+    assert host["arguments"] == {"message": "Bearer ***", "api_key": "***"}
+    assert "s3cr3t" not in json.dumps(entries)
+    assert costs == [{"key": "openai/fake-planner", "runs": 1, "input_tokens": 200,
+                      "output_tokens": 20, "cost_usd": 0.0, "unpriced_calls": 2}]

@@ -145,11 +145,17 @@ class HttpSettings(Strict):
         return tokens
 
 
+class AuditSettings(Strict):
+    retention_days: float = Field(default=90, gt=0, le=3650,
+                                  description="audit entries older than this are dropped")
+
+
 class ServersFile(Strict):
     servers: dict[Name, ServerConfig] = Field(default_factory=dict)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastmcp import FastMCP
@@ -33,10 +34,33 @@ def to_tool_result(result: CallToolResult) -> ToolResult:
     )
 
 
+class HostCalls:
+    """Catalog calls made by hosts (call_tool, pass-through): through the gateway, then
+    handed to `audit(tool, arguments, outcome, seconds)`, which must not block."""
+
+    def __init__(self, gateway: Gateway, audit: Callable[..., None] | None = None) -> None:
+        self.gateway = gateway
+        self._audit = audit
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        from orchestrator_mcp.front.errors import tool_errors
+
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            with tool_errors():
+                result = to_tool_result(await self.gateway.call_tool(name, arguments))
+            outcome = "tool_error" if result.is_error else "ok"
+            return result
+        finally:
+            if self._audit is not None:
+                self._audit(name, arguments, outcome, time.perf_counter() - started)
+
+
 class GatewayTool(Tool):
     """A catalog tool as seen by hosts; running it is a gateway call."""
 
-    def __init__(self, gateway: Gateway, entry: CatalogTool) -> None:
+    def __init__(self, calls: HostCalls, entry: CatalogTool) -> None:
         remote = entry.tool
         super().__init__(
             name=entry.name,
@@ -46,26 +70,24 @@ class GatewayTool(Tool):
             output_schema=remote.output_schema,
             annotations=remote.annotations,
         )
-        self._gateway = gateway
+        self._calls = calls
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
-        from orchestrator_mcp.front.errors import tool_errors
-
-        with tool_errors():
-            return to_tool_result(await self._gateway.call_tool(self.name, arguments))
+        return await self._calls.call(self.name, arguments)
 
 
 class CatalogProvider(Provider):
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, calls: HostCalls) -> None:
         super().__init__()
-        self._gateway = gateway
+        self._calls = calls
+        self._gateway = calls.gateway
         self._built_for: Catalog | None = None
         self._tools: dict[str, GatewayTool] = {}
 
     def _current(self) -> dict[str, GatewayTool]:
         catalog = self._gateway.catalog
         if catalog is not self._built_for:
-            self._tools = {n: GatewayTool(self._gateway, e) for n, e in catalog.tools.items()}
+            self._tools = {n: GatewayTool(self._calls, e) for n, e in catalog.tools.items()}
             self._built_for = catalog
         return self._tools
 

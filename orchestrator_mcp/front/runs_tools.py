@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
@@ -25,6 +27,7 @@ from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
+from orchestrator_mcp.telemetry.audit import AuditEntry
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 MAX_WAIT = 600.0
@@ -72,6 +75,41 @@ class WorkflowInfo(BaseModel):
                    steps=[{"id": s.id, "kind": s.kind, "tool": s.tool,
                            "depends_on": s.depends_on, "condition": s.condition}
                           for s in workflow.steps])
+
+
+class CostLine(BaseModel):
+    key: str
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    unpriced_calls: int = Field(description="model calls whose model has no known price")
+
+
+def summarize_costs(records: list[RunRecord], group_by: str) -> list[CostLine]:
+    lines: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for step in record.steps:
+            if step.kind != "llm" or "usage" not in step.detail:
+                continue
+            if group_by == "day":
+                key = datetime.fromtimestamp(step.at).strftime("%Y-%m-%d")
+            elif group_by == "profile":
+                key = record.profile
+            else:
+                key = f"{step.detail.get('provider', '?')}/{step.detail.get('model', '?')}"
+            line = lines.setdefault(key, {"runs": set(), "input_tokens": 0, "output_tokens": 0,
+                                          "cost_usd": 0.0, "unpriced_calls": 0})
+            line["runs"].add(record.id)
+            line["input_tokens"] += step.detail["usage"].get("input_tokens", 0)
+            line["output_tokens"] += step.detail["usage"].get("output_tokens", 0)
+            cost = step.detail.get("cost_usd")
+            if cost is None:
+                line["unpriced_calls"] += 1
+            else:
+                line["cost_usd"] += cost
+    return [CostLine(key=key, runs=len(v.pop("runs")), **{**v, "cost_usd": round(
+        v["cost_usd"], 6)}) for key, v in sorted(lines.items())]
 
 
 class ProfileInfo(BaseModel):
@@ -291,6 +329,33 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
                 record = await engine.wait(record.id, wait_seconds,
                                            on_progress=_progress_reporter(ctx))
         return RunView.of(record)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def audit(
+        run_id: str | None = None,
+        tool: Annotated[str | None, "tool name, '*' as wildcard"] = None,
+        kind: Literal["tool_call", "approval"] | None = None,
+        since: Annotated[str | None, "epoch seconds or ISO 8601"] = None,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 100,
+    ) -> list[AuditEntry]:
+        """The audit log, newest first: tool calls (who, what, arguments with secrets
+        redacted, outcome, duration) and approval decisions."""
+        with run_errors():
+            await engine._ready_or_raise()
+        return await asyncio.to_thread(engine.audit.query, run_id=run_id, tool=tool,
+                                       kind=kind, since=_since(since), limit=limit)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def costs(
+        since: Annotated[str | None, "epoch seconds or ISO 8601 (default: 30 days ago)"] = None,
+        group_by: Literal["day", "profile", "model"] = "day",
+    ) -> list[CostLine]:
+        """Model usage and cost of runs, summed by day, profile or model."""
+        start = _since(since) or time.time() - 30 * 86400
+        with run_errors():
+            records = await engine.list(since=start, limit=10_000)
+            detailed = [await engine.get(r.id) for r in records]
+        return summarize_costs(detailed, group_by)
 
     @mcp.resource("orchestrator://runs/{run_id}", mime_type="application/json")
     async def run_resource(run_id: str) -> str:

@@ -17,15 +17,14 @@ from pydantic import BaseModel, Field
 
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
-from orchestrator_mcp.front.errors import tool_errors
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
     CatalogProvider,
+    HostCalls,
     ThresholdToolSearch,
-    to_tool_result,
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
-from orchestrator_mcp.front.scopes import ScopeGuard
+from orchestrator_mcp.front.scopes import ScopeGuard, current_principal
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
@@ -88,6 +87,24 @@ def _tool_infos(
     return infos
 
 
+def _auditor(engine: RunEngine) -> Callable[..., None]:
+    """Record a host's catalog call in the audit log without making the host wait."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def record(tool: str, arguments: dict[str, Any], outcome: str, seconds: float) -> None:
+        if engine.audit is None:
+            return
+        principal = current_principal()
+        caller = f"http:{principal.name}" if principal is not None else "stdio"
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(
+            engine.audit.record, kind="tool_call", caller=caller, tool=tool,
+            arguments=arguments, outcome=outcome, seconds=seconds))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return record
+
+
 def build_front(
     gateway: Gateway,
     settings: GatewaySettings,
@@ -121,6 +138,7 @@ def build_front(
         middleware=[ScopeGuard()] if http else [],
     )
     notifier.install(mcp)
+    host_calls = HostCalls(gateway, _auditor(engine) if engine is not None else None)
 
     pending: set[asyncio.Task[None]] = set()
 
@@ -153,8 +171,7 @@ def build_front(
         ] = None,
     ) -> ToolResult:
         """Call any tool of the catalog by name; the result is the downstream tool's own."""
-        with tool_errors():
-            return to_tool_result(await gateway.call_tool(name, arguments or {}))
+        return await host_calls.call(name, arguments or {})
 
     @mcp.resource("orchestrator://servers", mime_type="application/json")
     def servers_resource() -> str:
@@ -171,7 +188,7 @@ def build_front(
         register_run_tools(mcp, engine)
 
     if settings.passthrough:
-        mcp.add_provider(CatalogProvider(gateway))
+        mcp.add_provider(CatalogProvider(host_calls))
         if settings.tool_search_threshold > 0:
             mcp.add_transform(ThresholdToolSearch(settings.tool_search_threshold))
     return mcp

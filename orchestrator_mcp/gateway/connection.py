@@ -320,8 +320,9 @@ class ServerConnection:
             outcome = "timeout"
             raise
         finally:
-            metrics.TOOL_CALLS.labels(self.name, outcome).inc()
-            metrics.TOOL_CALL_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+            metrics.TOOL_CALLS.labels(self.name, tool, outcome).inc()
+            metrics.TOOL_CALL_SECONDS.labels(self.name, tool).observe(
+                time.perf_counter() - started)
 
     async def _call_with_recovery(
         self, tool: str, arguments: dict[str, Any], retry_safe: bool

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 class ToolSpec(BaseModel):
     name: str
-    description: str
+    description: str = ""
     input_schema: dict[str, Any]
 
 

@@ -90,11 +90,14 @@ class RunEngine:
         database_url: str | None = None,
         concurrency: int = 50,
         workflows: dict[str, WorkflowDef] | None = None,
+        audit_retention_days: float = 90,
     ) -> None:
         self.data_dir = data_dir
         self.gateway = gateway
         self.profiles = default_profiles(profiles)
         self.workflows = workflows or {}
+        self._audit_retention_days = audit_retention_days
+        self.audit: Any = None
         self._provider_for = provider_for
         self._cost_of = cost_of
         self._database_url = database_url or f"sqlite:///{data_dir / 'runs.sqlite'}"
@@ -123,6 +126,12 @@ class RunEngine:
             from orchestrator_mcp.runs.store import RunStore
 
             self.store = await asyncio.to_thread(RunStore, self._database_url)
+            from orchestrator_mcp.telemetry.audit_store import AuditLog
+
+            self.audit = await asyncio.to_thread(AuditLog, self.store.engine,
+                                                 self._audit_retention_days)
+            if execute:
+                await asyncio.to_thread(self.audit.purge)
             if self.executor:
                 self._launch_dbos()
                 from dbos import DBOS
@@ -180,7 +189,7 @@ class RunEngine:
         planner.install(planner.Runtime(
             store=self.store, gateway=self.gateway, profiles=self.profiles,
             provider_for=self._provider_for, cost_of=self._cost_of, notify=self._notify,
-            workflows=self.workflows, engine=self,
+            workflows=self.workflows, engine=self, audit=self.audit,
         ))
         self._dbos = DBOS(config={
             "name": DBOS_APP_NAME,

@@ -30,6 +30,7 @@ from orchestrator_mcp.runs.models import (
     Usage,
 )
 from orchestrator_mcp.runs.store import RunStore
+from orchestrator_mcp.telemetry import metrics
 
 WORKFLOW_NAME = "orchestrator_run"
 
@@ -49,6 +50,7 @@ class Runtime:
     cost_of: Any  # Callable[[str, str, int, int], float | None]
     notify: Any  # Callable[[str], None]: the run's status changed (wakes waiters)
     workflows: dict[str, Any]  # name → WorkflowDef
+    audit: Any  # AuditLog
     engine: Any  # RunEngine, for child runs
 
 
@@ -85,6 +87,15 @@ async def _catalog_ready() -> None:
     await gateway.wait_settled(gateway.settings.connect_timeout)
 
 
+def _count_llm(completion: Completion, cost: float | None, seconds: float) -> None:
+    labels = (completion.provider, completion.model)
+    metrics.LLM_TOKENS.labels(*labels, "input").inc(completion.usage.input_tokens)
+    metrics.LLM_TOKENS.labels(*labels, "output").inc(completion.usage.output_tokens)
+    if cost:
+        metrics.LLM_COST.labels(*labels).inc(cost)
+    metrics.STEP_SECONDS.labels("llm").observe(seconds)
+
+
 # ---- steps ----------------------------------------------------------------------------
 
 
@@ -119,6 +130,7 @@ async def llm_step(
         for name, entry in sorted(tools.items())
     ]
     provider: LLMProvider = runtime.provider_for(profile)
+    started = time.perf_counter()
     try:
         completion: Completion = await provider.complete(
             [Message.model_validate(m) for m in messages], specs)
@@ -127,6 +139,7 @@ async def llm_step(
         return {"error": str(exc)}
     cost = runtime.cost_of(completion.provider, completion.model,
                            completion.usage.input_tokens, completion.usage.output_tokens)
+    _count_llm(completion, cost, time.perf_counter() - started)
     total = Usage.model_validate(usage).add(completion.usage.input_tokens,
                                             completion.usage.output_tokens, cost)
     decisions = []
@@ -139,6 +152,7 @@ async def llm_step(
     step = StepRecord(n=n, kind="llm", at=time.time(),
                       summary=f"model asked for {calls}" if calls else "model answered",
                       detail={"text": completion.text, "model": completion.model,
+                              "provider": completion.provider, "cost_usd": cost,
                               "tool_calls": [c.model_dump() for c in completion.tool_calls],
                               "usage": completion.usage.model_dump()})
     await _store(runtime.store.add_step, run_id, step, usage=total)
@@ -153,11 +167,19 @@ async def pending_step(run_id: str, n: int, pending: dict[str, Any]) -> None:
     await _store(rt().store.update, run_id, status=RunStatus.AWAITING_APPROVAL, pending=approval)
     await _record(run_id, n, "approval", f"waiting for approval of {approval.tool}: "
                   f"{approval.reason}", pending=pending)
+    metrics.APPROVALS_PENDING.inc()
     rt().notify(run_id)
 
 
 @DBOS.step(name="approval_outcome")
 async def decided_step(run_id: str, n: int, tool: str, decision: dict[str, Any] | None) -> None:
+    metrics.APPROVALS_PENDING.dec()
+    outcome = "expired" if decision is None else (
+        "approved" if decision["approved"] else "rejected")
+    metrics.APPROVALS_DECIDED.labels(outcome).inc()
+    await _store(rt().audit.record, kind="approval", run_id=run_id, tool=tool,
+                 caller=(decision or {}).get("decided_by", "expiry"), outcome=outcome,
+                 arguments=(decision or {}).get("modified_arguments"))
     if decision is None:
         summary = f"approval of {tool} expired; not executed"
     else:
@@ -202,6 +224,11 @@ async def tool_step(
     except Exception as exc:  # noqa: BLE001 - a failing server must not fail the run
         text, is_error = f"{type(exc).__name__}: {exc}", True
     outcome = {"text": prompts.fence(tool, text, is_error=is_error), "is_error": is_error}
+    seconds = time.perf_counter() - started
+    metrics.STEP_SECONDS.labels("tool").observe(seconds)
+    await _store(rt().audit.record, kind="tool_call", run_id=run_id, tool=tool,
+                 caller=f"run:{run_id}", outcome="error" if is_error else "ok",
+                 arguments=arguments, seconds=seconds)
     step = StepRecord(n=n, kind="tool", at=time.time(),
                       summary=f"{tool}: {'error' if is_error else 'ok'}",
                       detail={"tool": tool, "arguments": arguments, "is_error": is_error,
@@ -220,6 +247,10 @@ async def finish_step(
 ) -> None:
     await _store(rt().store.update, run_id, status=RunStatus(status), stop_reason=StopReason(stop),
                  answer=answer, error=error, usage=Usage.model_validate(usage))
+    record = await _store(rt().store.get, run_id, with_steps=False)
+    if record is not None:
+        metrics.RUNS.labels(record.profile, record.status.value).inc()
+        metrics.RUN_SECONDS.labels(record.profile).observe(time.time() - record.created_at)
     await _record(run_id, n, "note", f"run {status}: {stop}", answer=answer, error=error)
     rt().notify(run_id)
 

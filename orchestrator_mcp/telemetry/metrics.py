@@ -8,15 +8,15 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 TOOL_CALLS = Counter(
     "orchestrator_downstream_calls",
-    "Tool calls sent to downstream servers by server and outcome "
+    "Tool calls sent to downstream servers by server, tool and outcome "
     "(ok, tool_error, error, timeout).",
-    ["server", "outcome"],
+    ["server", "tool", "outcome"],
     registry=REGISTRY,
 )
 TOOL_CALL_SECONDS = Histogram(
     "orchestrator_downstream_call_duration_seconds",
     "Latency of tool calls to downstream servers.",
-    ["server"],
+    ["server", "tool"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=REGISTRY,
 )
@@ -65,5 +65,49 @@ ALERT_SECONDS = Histogram(
     "orchestrator_alert_handling_duration_seconds",
     "Time to route one stored notification to its outcome.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+
+RUNS = Counter(
+    "orchestrator_runs",
+    "Runs and workflow runs that ended, by profile and final status.",
+    ["profile", "status"],
+    registry=REGISTRY,
+)
+RUN_SECONDS = Histogram(
+    "orchestrator_run_duration_seconds",
+    "Wall time from a run's submission to its end.",
+    ["profile"],
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 14400),
+    registry=REGISTRY,
+)
+STEP_SECONDS = Histogram(
+    "orchestrator_run_step_duration_seconds",
+    "Duration of one durable step of a run: a model call or a tool call.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+    registry=REGISTRY,
+)
+LLM_TOKENS = Counter(
+    "orchestrator_llm_tokens",
+    "Tokens used by model calls, by provider, model and direction (input, output).",
+    ["provider", "model", "direction"],
+    registry=REGISTRY,
+)
+LLM_COST = Counter(
+    "orchestrator_llm_cost_usd",
+    "Cost of model calls in US dollars (models with a known price), by provider and model.",
+    ["provider", "model"],
+    registry=REGISTRY,
+)
+APPROVALS_PENDING = Gauge(
+    "orchestrator_approvals_pending",
+    "Tool calls and gates waiting for a human in this process.",
+    registry=REGISTRY,
+)
+APPROVALS_DECIDED = Counter(
+    "orchestrator_approvals_decided",
+    "Approval outcomes: approved, rejected, expired.",
+    ["outcome"],
     registry=REGISTRY,
 )
