@@ -93,7 +93,8 @@ def build_application(
                        audit_retention_days=config.servers.audit.retention_days)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)
-    application.front = build_front(gateway, settings, engine, application.running, http=http)
+    application.front = build_front(gateway, settings, engine, application.running,
+                                    http=config.servers.http if http else None)
     return application
 
 

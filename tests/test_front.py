@@ -275,3 +275,33 @@ async def test_token_scopes(tmp_path: Path, everything_cfg: dict) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+async def test_rate_limit_and_request_size_per_token(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", {},
+                          http={"rate_limit_per_second": 0.5, "rate_limit_burst": 3,
+                                "max_request_bytes": 4096})
+    port = free_port()
+    env = {**__import__("os").environ, "ORCH_HTTP_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, *serve_args(config, tmp_path / "d", "--http",
+                                                         "--port", str(port))], env=env)
+    try:
+        wait_for_port(port)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            big = await http.post(f"{base}/mcp", content=b"x" * 10_000,
+                                  headers={"Content-Type": "application/json"})
+            assert big.status_code == 413 and big.json()["error"] == "too_large"
+        async with Client(StreamableHttpTransport(f"{base}/mcp", auth=TOKEN)) as client:
+            outcomes = []
+            for _ in range(6):
+                try:
+                    await client.call_tool("list_servers", {})
+                    outcomes.append("ok")
+                except Exception as exc:  # noqa: BLE001 - the limiter's refusal
+                    outcomes.append(str(exc))
+        assert "ok" in outcomes
+        assert any("Rate limit exceeded" in o for o in outcomes), outcomes
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -83,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
 
     app = build_app(application.front, application.gateway,
                     token_table(config.servers.http, token), application.engine,
-                    application.alerts)
+                    application.alerts, config.servers.http.max_request_bytes)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                 access_log=False)
     return EXIT_OK

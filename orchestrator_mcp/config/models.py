@@ -132,6 +132,11 @@ class HttpSettings(Strict):
         default=None, description="Bearer token with every scope (ORCH_HTTP_TOKEN wins).")
     tokens: list[HttpToken] = Field(
         default_factory=list, description="More tokens, each with its own scopes.")
+    rate_limit_per_second: float = Field(
+        default=20, gt=0, le=100_000, description="MCP requests per second per token")
+    rate_limit_burst: int = Field(default=40, ge=1, le=1_000_000)
+    max_request_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=256 * 1_048_576,
+                                   description="largest request body on /mcp and /approvals")
 
     @field_validator("tokens")
     @classmethod

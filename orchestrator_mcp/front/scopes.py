@@ -54,3 +54,15 @@ class ScopeGuard(Middleware):
                 raise ToolError(f"token '{principal.name}' lacks the '{needed}' scope "
                                 f"needed for {name}")
         return await call_next(context)
+
+
+def rate_limiter(per_second: float, burst: int) -> Middleware:
+    """fastmcp's token bucket, one bucket per HTTP token (stdio has no limiter)."""
+    from fastmcp.server.middleware.rate_limiting import RateLimitingMiddleware
+
+    def client_id(context: MiddlewareContext[Any]) -> str:
+        principal = current_principal()
+        return principal.name if principal is not None else "anonymous"
+
+    return RateLimitingMiddleware(max_requests_per_second=per_second, burst_capacity=burst,
+                                  get_client_id=client_id)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
+from orchestrator_mcp.config.models import HttpSettings
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
     CatalogProvider,
@@ -24,7 +25,7 @@ from orchestrator_mcp.front.passthrough import (
     ThresholdToolSearch,
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
-from orchestrator_mcp.front.scopes import ScopeGuard, current_principal
+from orchestrator_mcp.front.scopes import ScopeGuard, current_principal, rate_limiter
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 
@@ -110,10 +111,11 @@ def build_front(
     settings: GatewaySettings,
     engine: RunEngine | None = None,
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
-    http: bool = False,
+    http: HttpSettings | None = None,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
-    job); without it the gateway alone is started. `http`: check token scopes per tool."""
+    job); without it the gateway alone is started. `http`: served over HTTP, so check
+    token scopes per tool and rate-limit per token."""
     notifier = CatalogChangeNotifier()
 
     @contextlib.asynccontextmanager
@@ -135,7 +137,8 @@ def build_front(
         lifespan=front_lifespan,
         # Token scopes exist only over HTTP; stdio callers are the local user, and every
         # middleware costs each call a little.
-        middleware=[ScopeGuard()] if http else [],
+        middleware=[ScopeGuard(), rate_limiter(http.rate_limit_per_second,
+                                                http.rate_limit_burst)] if http else [],
     )
     notifier.install(mcp)
     host_calls = HostCalls(gateway, _auditor(engine) if engine is not None else None)

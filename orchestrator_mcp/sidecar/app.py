@@ -96,6 +96,36 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
+class BodyLimit:
+    """413 for request bodies over `limit` bytes (declared or streamed); the webhook has
+    its own limit (alerts.max_body_bytes)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/webhooks/alertmanager":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _deny(scope, receive, send, 413, "too_large",
+                        f"request body over {self.limit} bytes (http.max_request_bytes)")
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # streamed without a length: stop reading it
+                return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, counted, send)
+
+
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: str,
                 detail: str) -> None:
     headers = {"WWW-Authenticate": 'Bearer realm="orchestrator-mcp"'} if status == 401 else {}
@@ -128,6 +158,7 @@ def build_app(
     tokens: dict[bytes, Principal] | None,
     engine: RunEngine | None = None,
     alerts: AlertService | None = None,
+    max_request_bytes: int = 4 * 1_048_576,
 ) -> Starlette:
     mcp_app = front.http_app(path="/mcp")
 
@@ -210,5 +241,6 @@ def build_app(
         ],
         lifespan=mcp_app.lifespan,
     )
+    app.add_middleware(BodyLimit, limit=max_request_bytes)
     app.add_middleware(BearerAuth, tokens=tokens)
     return app
