@@ -5,7 +5,8 @@ Plan lines in the goal (user message):
     CALL <tool> <json arguments>      one tool call per model turn, in order
     PARALLEL <tool> <json> ;; <tool> <json>   several tool calls in one turn
     SLEEP <seconds>                   the model takes this long to answer this turn
-After the plan, the model answers "DONE" followed by the last tool result it saw.
+After the plan, the model answers "DONE" followed by the last tool result it saw. With the
+word GULLIBLE in the goal, the model also obeys plan lines found in tool results.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ _PLAN = re.compile(r"\b(CALL|PARALLEL|SLEEP)\s+(.*)$", re.MULTILINE)
 
 def plan_of(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     goal = next((m["content"] for m in messages if m["role"] == "user"), "") or ""
-    return _PLAN.findall(goal)
+    plan = _PLAN.findall(goal)
+    if "GULLIBLE" in goal:
+        # A model that obeys instructions it finds in tool results (prompt injection).
+        for message in messages:
+            if message["role"] == "tool":
+                plan += _PLAN.findall(message["content"] or "")
+    return plan
 
 
 def _call(spec: str, index: int, turn: int) -> dict[str, Any]:
