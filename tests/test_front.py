@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -305,3 +307,18 @@ async def test_rate_limit_and_request_size_per_token(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_metrics_pass_promtool(http_front: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed; .ci/run installs it")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    deadline = time.monotonic() + 20
+    text = ""
+    while time.monotonic() < deadline and "orchestrator_downstream_up" not in text:
+        text = httpx2.get(f"{http_front}/metrics", headers=headers, timeout=10).text
+        time.sleep(0.2)
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                             capture_output=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
