@@ -132,6 +132,11 @@ class RunEngine:
                                                  self._audit_retention_days)
             if execute:
                 await asyncio.to_thread(self.audit.purge)
+            from orchestrator_mcp.telemetry import metrics
+
+            store = self.store
+            metrics.APPROVALS_PENDING.set_function(
+                lambda: store.count(RunStatus.AWAITING_APPROVAL))
             if self.executor:
                 self._launch_dbos()
                 from dbos import DBOS

@@ -167,13 +167,11 @@ async def pending_step(run_id: str, n: int, pending: dict[str, Any]) -> None:
     await _store(rt().store.update, run_id, status=RunStatus.AWAITING_APPROVAL, pending=approval)
     await _record(run_id, n, "approval", f"waiting for approval of {approval.tool}: "
                   f"{approval.reason}", pending=pending)
-    metrics.APPROVALS_PENDING.inc()
     rt().notify(run_id)
 
 
 @DBOS.step(name="approval_outcome")
 async def decided_step(run_id: str, n: int, tool: str, decision: dict[str, Any] | None) -> None:
-    metrics.APPROVALS_PENDING.dec()
     outcome = "expired" if decision is None else (
         "approved" if decision["approved"] else "rejected")
     metrics.APPROVALS_DECIDED.labels(outcome).inc()

@@ -182,6 +182,11 @@ class RunStore:
             rows = db.execute(query.limit(limit).offset(offset)).mappings().all()
         return [self._record(row, []) for row in rows]
 
+    def count(self, status: RunStatus) -> int:
+        with self.engine.connect() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(runs).where(
+                runs.c.status == status.value)).scalar_one())
+
     def unfinished_ids(self) -> list[str]:
         with self.engine.connect() as db:
             return [r[0] for r in db.execute(sa.select(runs.c.id).where(

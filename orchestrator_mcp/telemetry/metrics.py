@@ -102,7 +102,7 @@ LLM_COST = Counter(
 )
 APPROVALS_PENDING = Gauge(
     "orchestrator_approvals_pending",
-    "Tool calls and gates waiting for a human in this process.",
+    "Runs waiting for a human to decide on a tool call or gate (read at scrape time).",
     registry=REGISTRY,
 )
 APPROVALS_DECIDED = Counter(
