@@ -77,10 +77,17 @@ class ProviderCache:
         return self._providers[key]
 
 
-def cost_of(provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
-    from orchestrator_mcp.llm.pricing import cost_usd
+def pricer(config: Config) -> Any:
+    """cost(provider, model, input tokens, output tokens) with `llm.prices` over the table."""
+    prices = config.servers.llm.prices
 
-    return cost_usd(provider, model, input_tokens, output_tokens)
+    def cost_of(provider: str, model: str, input_tokens: int, output_tokens: int
+                ) -> float | None:
+        from orchestrator_mcp.llm.pricing import cost_usd
+
+        return cost_usd(provider, model, input_tokens, output_tokens, prices)
+
+    return cost_of
 
 
 def build_application(
@@ -89,7 +96,7 @@ def build_application(
     settings = config.servers.gateway
     gateway = Gateway(config.servers.servers, settings, log_dir)
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
-                       cost_of, workflows=config.profiles.workflows,
+                       pricer(config), workflows=config.profiles.workflows,
                        audit_retention_days=config.servers.audit.retention_days)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)

@@ -1,4 +1,10 @@
-"""Choosing a provider: profile override, then the `llm:` section, then the environment."""
+"""Choosing a provider: the profile's provider/model, then the `llm:` section, then the
+environment.
+
+The section's connection fields (model, base_url, api_key, region, endpoint_url, script)
+belong to the provider it names, so a profile that picks another provider does not inherit
+them; timeout, retries, max_tokens and temperature apply to every provider.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from orchestrator_mcp.config.llm import LLMSettings
+from orchestrator_mcp.config.llm import PROVIDER_NAMES, LLMSettings
 from orchestrator_mcp.llm.types import LLMNotConfigured, LLMProvider
 
 HOW_TO = (
@@ -16,6 +22,8 @@ HOW_TO = (
     "http://127.0.0.1:11434); LLM_PROVIDER=bedrock with AWS_REGION and BEDROCK_MODEL_ID; "
     "LLM_PROVIDER=scripted with LLM_SCRIPT=<file>. Or put an `llm:` section in servers.yaml."
 )
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 
 
 def _infer(env: Mapping[str, str]) -> str | None:
@@ -30,6 +38,18 @@ def _infer(env: Mapping[str, str]) -> str | None:
     return None
 
 
+def chosen_provider(settings: LLMSettings | None, profile_provider: str | None = None,
+                    env: Mapping[str, str] = os.environ) -> str | None:
+    """Which provider a profile gets, or None when nothing is configured."""
+    s = settings or LLMSettings()
+    kind = (profile_provider or s.provider or env.get("LLM_PROVIDER", "").strip().lower()
+            or _infer(env))
+    if kind and kind not in PROVIDER_NAMES:
+        raise LLMNotConfigured(f"unknown LLM provider {kind!r} (LLM_PROVIDER or a profile's "
+                               "provider); use openai, ollama, bedrock or scripted")
+    return kind or None
+
+
 def provider_from_settings(
     settings: LLMSettings | None,
     *,
@@ -37,22 +57,28 @@ def provider_from_settings(
     profile_model: str | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> LLMProvider:
+    """The provider for a profile; LLMNotConfigured says how to configure one."""
     s = settings or LLMSettings()
-    kind = profile_provider or s.provider or env.get("LLM_PROVIDER") or _infer(env)
-    if not kind:
+    kind = chosen_provider(s, profile_provider, env)
+    if kind is None:
         raise LLMNotConfigured(HOW_TO)
-    model = profile_model or s.model
+    own = s.provider in (None, kind)  # the section's connection fields are for this provider
+    model = profile_model or (s.model if own else None)
+    base_url = s.base_url if own else None
+    common = {"timeout": s.timeout, "max_retries": s.max_retries, "max_tokens": s.max_tokens,
+              "temperature": s.temperature}
+
     if kind == "openai":
         from orchestrator_mcp.llm.openai_provider import OpenAIProvider
 
-        base_url = s.base_url or env.get("OPENAI_BASE_URL")
-        api_key = s.api_key or env.get("OPENAI_API_KEY")
+        base_url = base_url or env.get("OPENAI_BASE_URL") or None
+        api_key = (s.api_key.get_secret_value() if own and s.api_key else None) or env.get(
+            "OPENAI_API_KEY") or None
         if not api_key and not base_url:
             raise LLMNotConfigured("LLM provider openai needs OPENAI_API_KEY (or "
                                    "OPENAI_BASE_URL for a local OpenAI-compatible server)")
-        return OpenAIProvider(model or env.get("OPENAI_MODEL") or "gpt-4o-mini",
-                              api_key=api_key, base_url=base_url, timeout=s.timeout,
-                              max_retries=s.max_retries)
+        return OpenAIProvider(model or env.get("OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,
+                              api_key=api_key, base_url=base_url, **common)
     if kind == "ollama":
         from orchestrator_mcp.llm.ollama import OllamaProvider
 
@@ -60,30 +86,29 @@ def provider_from_settings(
         if not model:
             raise LLMNotConfigured("LLM provider ollama needs a model: set OLLAMA_MODEL "
                                    "(e.g. llama3.1) or llm.model")
-        return OllamaProvider(model, base_url=s.base_url or env.get(
-            "OLLAMA_BASE_URL", "http://127.0.0.1:11434"), timeout=s.timeout,
-            max_retries=s.max_retries)
+        return OllamaProvider(model, base_url=base_url or env.get("OLLAMA_BASE_URL")
+                              or DEFAULT_OLLAMA_URL, **common)
     if kind == "bedrock":
-        from orchestrator_mcp.llm.bedrock import BedrockProvider
-
         model = model or env.get("BEDROCK_MODEL_ID")
-        region = s.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        region = ((s.region if own else None) or env.get("AWS_REGION")
+                  or env.get("AWS_DEFAULT_REGION"))
         if not model or not region:
             raise LLMNotConfigured("LLM provider bedrock needs BEDROCK_MODEL_ID and "
                                    "AWS_REGION (and AWS credentials the usual boto3 way)")
         try:
-            return BedrockProvider(model, region=region, endpoint_url=s.endpoint_url or env.get(
-                "BEDROCK_ENDPOINT_URL"), timeout=s.timeout, max_retries=s.max_retries)
+            from orchestrator_mcp.llm.bedrock import BedrockProvider
+
+            return BedrockProvider(
+                model, region=region,
+                endpoint_url=(s.endpoint_url if own else None) or env.get("BEDROCK_ENDPOINT_URL"),
+                **common)
         except ImportError:
             raise LLMNotConfigured("LLM provider bedrock needs boto3: pip install "
                                    "'orchestrator-mcp[bedrock]'") from None
-    if kind == "scripted":
-        from orchestrator_mcp.llm.scripted import ScriptedProvider, load_script
+    from orchestrator_mcp.llm.scripted import ScriptedProvider
 
-        path = s.script or (Path(env["LLM_SCRIPT"]) if env.get("LLM_SCRIPT") else None)
-        if path is None:
-            raise LLMNotConfigured("LLM provider scripted needs LLM_SCRIPT=<file> or "
-                                   "llm.script")
-        return ScriptedProvider(load_script(path), model or "script")
-    raise LLMNotConfigured(f"unknown LLM provider {kind!r}; use openai, ollama, bedrock or "
-                           "scripted")
+    path = (s.script if own else None) or (Path(env["LLM_SCRIPT"]) if env.get("LLM_SCRIPT")
+                                           else None)
+    if path is None:
+        raise LLMNotConfigured("LLM provider scripted needs LLM_SCRIPT=<file> or llm.script")
+    return ScriptedProvider.from_file(path, model or "script")
