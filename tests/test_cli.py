@@ -80,3 +80,16 @@ def test_bad_flags_are_explained(args: list[str], message: str) -> None:
     result = cli(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_check_reports_workflow_tools_missing_from_the_catalog(
+    tmp_path: Path, everything_cfg: dict
+) -> None:
+    config = write_config(tmp_path / "c", {"everything": everything_cfg})
+    (config / "profiles.yaml").write_text(
+        "workflows:\n  w:\n    steps:\n      - {id: a, tool: everything_echo}\n"
+        "      - {id: b, tool: everything_nope, depends_on: [a]}\n")
+    result = cli("--config-dir", str(config), "--data-dir", str(tmp_path / "d"), "check")
+    assert result.returncode == 1
+    assert "workflow w, step b: tool 'everything_nope' is not in the catalog" in result.stdout
+    assert "step a" not in result.stdout

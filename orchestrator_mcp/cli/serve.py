@@ -97,18 +97,18 @@ def check(args: argparse.Namespace) -> int:
     log_dir = resolve_data_dir(args.data_dir) / "logs"
     log_dir.mkdir(exist_ok=True)
 
-    async def probe() -> list[ServerHealth]:
+    async def probe() -> tuple[list[ServerHealth], set[str]]:
         gateway = Gateway(config.servers.servers, config.servers.gateway, log_dir)
         gateway.start()
         try:
             await gateway.wait_settled(args.timeout)
-            return gateway.health()
+            return gateway.health(), set(gateway.catalog.tools)
         finally:
             await gateway.stop()
 
     where = config.servers_path or "no servers.yaml found"
     print(f"config: {where}; profiles: {config.profiles_path or 'none'}")
-    health = asyncio.run(probe()) if config.servers.servers else []
+    health, catalog = asyncio.run(probe()) if config.servers.servers else ([], set())
     rows = [("NAME", "TRANSPORT", "STATUS", "TOOLS", "LATENCY", "ERROR")]
     for h in health:
         latency = f"{h.connect_seconds * 1000:.0f} ms" if h.connect_seconds else "-"
@@ -116,4 +116,9 @@ def check(args: argparse.Namespace) -> int:
                      h.last_error or ""))
     print(table(rows))
     bad = [h for h in health if h.status not in (ServerStatus.UP, ServerStatus.DISABLED)]
-    return EXIT_UNHEALTHY if bad else EXIT_OK
+    missing = [f"workflow {name}, step {step.id}: tool {step.tool!r} is not in the catalog"
+               for name, workflow in sorted(config.profiles.workflows.items())
+               for step in workflow.steps if step.tool and step.tool not in catalog]
+    for problem in missing:
+        print(problem)
+    return EXIT_UNHEALTHY if bad or missing else EXIT_OK
