@@ -52,7 +52,8 @@ near_valid = st.fixed_dictionaries({}, optional={
 @pytest.fixture(scope="module")
 def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    config = write_config(tmp / "config", {})
+    config = write_config(tmp / "config", {},  # thousands of requests: no rate limit here
+                          http={"rate_limit_per_second": 100000, "rate_limit_burst": 100000})
     (config / "profiles.yaml").write_text(yaml.safe_dump(
         {"alerts": {"rules": [{"name": "any", "match_re": {"alertname": ".*"}}]},
          "workflows": {"w": {"inputs": {"n": {"type": "integer", "default": 1}},
