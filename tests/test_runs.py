@@ -407,3 +407,29 @@ async def test_tool_output_cannot_widen_the_catalog_or_skip_approval(setup, llm)
         assert view["status"] == "awaiting_approval"
         assert view["pending_approval"]["tool"] == "counter_bump"
         assert bumps(setup) == 0
+
+
+async def test_run_resource_subscribers_are_told_of_updates(setup, llm) -> None:
+    from fastmcp.client.messages import MessageHandler
+
+    updated: list[str] = []
+
+    class Updates(MessageHandler):
+        async def on_resource_updated(self, message: Any) -> None:
+            updated.append(str(message.params.uri))
+
+    env = {**os.environ, **llm.env()}
+    transport = StdioTransport(
+        sys.executable,
+        ["-m", "orchestrator_mcp", "--config-dir", str(setup["config"]), "--data-dir",
+         str(setup["data"]), "serve"], env=env)
+    async with Client(transport, message_handler=Updates(), mode="legacy") as client:
+        await wait_for_catalog(client)
+        view = await start(client, "CALL counter_bump {}")
+        uri = f"orchestrator://runs/{view['run_id']}"
+        await client.session.subscribe_resource(uri)
+        await until(client, view["run_id"], "awaiting_approval")
+        await client.call_tool("approve", {"run_id": view["run_id"], "approved": True})
+        await until(client, view["run_id"], "completed")
+        await asyncio.sleep(0.3)
+    assert updated and set(updated) == {uri}

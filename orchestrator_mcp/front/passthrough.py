@@ -19,8 +19,14 @@ from fastmcp.server.providers import Provider
 from fastmcp.server.transforms.search import BM25SearchTransform
 from fastmcp.tools import Tool, ToolResult
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
-from mcp.shared.subscriptions import ToolsListChanged
-from mcp_types import CallToolResult, SubscriptionsListenRequestParams
+from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
+from mcp_types import (
+    CallToolResult,
+    EmptyResult,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    UnsubscribeRequestParams,
+)
 
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
 
@@ -127,6 +133,9 @@ class ThresholdToolSearch(BM25SearchTransform):
 class CatalogChangeNotifier(Middleware):
     """Tells connected hosts that the tool list changed, in both protocol eras.
 
+    Also serves resource subscriptions (`resources/subscribe`; listen streams in the
+    modern era), which fastmcp does not, for the runs resource.
+
     Handshake era: a `notifications/tools/list_changed` on each connection seen at
     `initialize` (mcp 2.x builds a ServerSession per request; the connection under it lives
     as long as the host, so that is what is kept, weakly). Modern era (2026-07-28): there is
@@ -136,13 +145,42 @@ class CatalogChangeNotifier(Middleware):
 
     def __init__(self) -> None:
         self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.subscriptions: weakref.WeakKeyDictionary[Any, set[str]] = (
+            weakref.WeakKeyDictionary())
         self.bus = InMemorySubscriptionBus()
 
     def install(self, mcp: FastMCP) -> None:
         mcp.add_middleware(self)
-        mcp._mcp_server.add_request_handler(  # fastmcp 4.1 has no public hook for this
-            "subscriptions/listen", SubscriptionsListenRequestParams, ListenHandler(self.bus)
-        )
+        server = mcp._mcp_server  # fastmcp 4.1 has no public hook for these handlers
+        server.add_request_handler(
+            "subscriptions/listen", SubscriptionsListenRequestParams, ListenHandler(self.bus))
+        server.add_request_handler("resources/subscribe", SubscribeRequestParams,
+                                   self._subscribe)
+        server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams,
+                                   self._unsubscribe)
+
+    async def _subscribe(self, ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+        connection = getattr(ctx.session, "_connection", None)
+        if connection is not None:
+            self.subscriptions.setdefault(connection, set()).add(params.uri)
+        return EmptyResult()
+
+    async def _unsubscribe(self, ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+        connection = getattr(ctx.session, "_connection", None)
+        self.subscriptions.get(connection, set()).discard(params.uri)
+        return EmptyResult()
+
+    async def resource_updated(self, uri: str) -> None:
+        """Tell subscribers a resource changed: `notifications/resources/updated` in the
+        handshake era, a ResourceUpdated event on listen streams in the 2026-07-28 era."""
+        await self.bus.publish(ResourceUpdated(uri))
+        for connection, uris in list(self.subscriptions.items()):
+            if uri in uris:
+                try:
+                    await connection.outbound.notify("notifications/resources/updated",
+                                                     {"uri": uri})
+                except Exception:  # noqa: BLE001 - a closed connection must not stop others
+                    self.subscriptions.pop(connection, None)
 
     async def on_initialize(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]

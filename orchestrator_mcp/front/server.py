@@ -152,6 +152,15 @@ def build_front(
 
     gateway.on_catalog_change(notify)
 
+    def run_changed(run_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            notifier.resource_updated(f"orchestrator://runs/{run_id}"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    if engine is not None:
+        engine.on_change(run_changed)
+
     @mcp.tool(annotations=READ_ONLY)
     def list_servers() -> list[ServerInfo]:
         """Downstream MCP servers with their health, protocol era, tool count and last error."""

@@ -104,6 +104,7 @@ class RunEngine:
         self._dbos_url = database_url or f"sqlite:///{data_dir / 'dbos.sqlite'}"
         self._ready = asyncio.Event()
         self._changed: dict[str, asyncio.Event] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: str | None = None
         self._concurrency = concurrency
@@ -352,10 +353,18 @@ class RunEngine:
         return await asyncio.to_thread(lambda: self.store.list(**filters))
 
     def _notify(self, run_id: str) -> None:
-        """Called by the workflow when a run's status changes; wakes `wait`ers."""
+        """Called by the workflow when a run changes; wakes `wait`ers and listeners."""
         event = self._changed.pop(run_id, None)
-        if event is not None and self._loop is not None:
+        if self._loop is None:
+            return
+        if event is not None:
             self._loop.call_soon_threadsafe(event.set)
+        for listener in self._listeners:
+            self._loop.call_soon_threadsafe(listener, run_id)
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """`listener(run_id)` runs on the engine's loop whenever a run changes."""
+        self._listeners.append(listener)
 
     async def wait(self, run_id: str, timeout: float, *, until_attention: bool = True,
                    on_progress: Callable[[RunRecord], Awaitable[None]] | None = None,
