@@ -94,7 +94,10 @@ def build_application(
     config: Config, data_dir: Path, log_dir: Path | None, *, http: bool = False
 ) -> Application:
     settings = config.servers.gateway
-    gateway = Gateway(config.servers.servers, settings, log_dir)
+    from orchestrator_mcp.agents import build_enabled_agents
+
+    gateway = Gateway(config.servers.servers, settings, log_dir,
+                      in_process=build_enabled_agents(config.servers.agents))
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        pricer(config), workflows=config.profiles.workflows,
                        audit_retention_days=config.servers.audit.retention_days)

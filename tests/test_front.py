@@ -122,11 +122,12 @@ async def test_stdio_front_tools(stdio_client) -> None:
     down = await client.call_tool_mcp("call_tool", {"name": "ghost_x"})
     assert down.is_error and "server 'ghost' is unhealthy" in down.content[0].text
     bad_server = await client.call_tool_mcp("list_tools", {"server": "nope"})
-    assert bad_server.is_error and "configured servers: everything, ghost, memory" in (
-        bad_server.content[0].text)
+    assert bad_server.is_error and "configured servers: everything, ghost, memory, network, " \
+        "system" in bad_server.content[0].text
 
     resource = await client.read_resource("orchestrator://servers")
-    assert {s["name"] for s in json.loads(resource[0].text)} == {"everything", "memory", "ghost"}
+    assert {s["name"] for s in json.loads(resource[0].text)} == {
+        "everything", "memory", "ghost", "system", "network"}
     catalog = json.loads((await client.read_resource("orchestrator://tools"))[0].text)
     assert any(t["name"] == "everything_echo" and t["read_only"] for t in catalog)
 
@@ -138,6 +139,10 @@ async def test_tool_search_replaces_a_large_catalog(tmp_path: Path, everything_c
     async with Client(transport) as client:
         tools = await wait_for_tool(client, "search_tools")
         assert {t.name for t in tools} == FRONT_TOOLS | {"search_tools"}
+        async with asyncio.timeout(30):  # the built-in agents alone exceed the threshold
+            while not (await client.call_tool("list_tools", {"server": "everything"})
+                       ).structured_content["result"]:
+                await asyncio.sleep(0.05)
         found = await client.call_tool("search_tools", {"query": "echo message back"})
         assert "everything_echo" in json.dumps(found.structured_content or found.content[0].text)
         result = await client.call_tool("call_tool", {"name": "everything_echo",

@@ -85,6 +85,7 @@ WORKFLOWS = {
 PROFILES = {
     "profiles": {
         "default": {},
+        "network": {"servers": ["network"]},
         "ops": {"approval": {"auto_approve": ["counter_append"]}},
     },
     "workflows": WORKFLOWS,
@@ -239,3 +240,36 @@ async def test_crash_mid_workflow_resumes_without_repeating_steps(setup, llm) ->
     async with server(setup, llm) as client:
         await until(client, view["run_id"], "completed", timeout=60)
     assert sorted(tags(setup)) == [f"chain{i}" for i in range(6)]
+
+
+async def test_shipped_network_check(setup, llm) -> None:
+    import shutil
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+    web = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    port = web.server_address[1]
+    folder = setup["config"] / "workflows"
+    folder.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "workflows" / "network-check.yaml",
+                folder)
+    try:
+        async with server(setup, llm) as client:
+            view = await run_wf(client, "network-check", host="localhost", port=port,
+                                url=f"http://127.0.0.1:{port}/health")
+            record = await until(client, view["run_id"], "completed", timeout=60)
+    finally:
+        web.shutdown()
+    outputs = json.loads(record["answer"])
+    assert outputs["summary"].split() == ["DNS", "ok,", "TCP", "open,", "HTTP", "200,", "TLS",
+                                          "n/a"]
+    assert "127.0.0.1" in outputs["dns"]

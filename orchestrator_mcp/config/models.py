@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from orchestrator_mcp.config.agents import AgentsSettings
 from orchestrator_mcp.config.base import Strict
 from orchestrator_mcp.config.llm import LLMSettings
 from orchestrator_mcp.config.workflows import WorkflowDef
@@ -161,6 +162,7 @@ class ServersFile(Strict):
     http: HttpSettings = Field(default_factory=HttpSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    agents: AgentsSettings = Field(default_factory=AgentsSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from orchestrator_mcp.runs.models import (
 )
 
 WORKFLOW_NAME = "orchestrator_workflow"
+SKIPPED: dict[str, Any] = {"ok": False, "output": None, "data": None}
 _env = sandbox()
 
 
@@ -187,6 +188,7 @@ async def workflow_run(run_id: str) -> dict[str, Any]:
         for step in ready:
             if step.condition and not condition_holds(step.condition, scope()):
                 state[step.id] = "skipped"
+                results[step.id] = SKIPPED
                 n += 3
                 await note_step(run_id, n, "note", f"{step.id}: skipped (condition false)", {})
             else:
@@ -213,6 +215,7 @@ async def workflow_run(run_id: str) -> dict[str, Any]:
                 for other in workflow.steps:
                     if state[other.id] == "pending" and other.id != step.goto:
                         state[other.id] = "skipped"
+                        results[other.id] = SKIPPED
                 if state[step.goto] != "pending":
                     failure = f"step {step.id!r} failed and {step.goto!r} already ran"
                 else:
