@@ -90,14 +90,19 @@ def pricer(config: Config) -> Any:
     return cost_of
 
 
+def in_process_servers(config: Config, data_dir: Path) -> dict[str, Any]:
+    """The built-in servers mounted beside the downstream ones: the enabled agents."""
+    from orchestrator_mcp.agents import build_enabled_agents
+
+    return build_enabled_agents(config.servers.agents, config.config_dir, data_dir)
+
+
 def build_application(
     config: Config, data_dir: Path, log_dir: Path | None, *, http: bool = False
 ) -> Application:
     settings = config.servers.gateway
-    from orchestrator_mcp.agents import build_enabled_agents
-
     gateway = Gateway(config.servers.servers, settings, log_dir,
-                      in_process=build_enabled_agents(config.servers.agents))
+                      in_process=in_process_servers(config, data_dir))
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        pricer(config), workflows=config.profiles.workflows,
                        audit_retention_days=config.servers.audit.retention_days)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import shutil
 import socket
 import ssl
 import threading
@@ -25,6 +26,13 @@ def agents() -> dict[str, Any]:
     return build_enabled_agents(AgentsSettings())
 
 
+def without_binaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This process sees no system tools at all: PATH is an empty folder."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
 async def call(server: Any, tool: str, **arguments: Any) -> Any:
     async with Client(server) as client:
         return await client.call_tool_mcp(tool, arguments)
@@ -36,12 +44,23 @@ def data(result: Any) -> Any:
     return content["result"] if set(content) == {"result"} else content
 
 
-async def test_every_tool_is_annotated_read_only(agents: dict[str, Any]) -> None:
-    for server in agents.values():
+# Every other built-in tool is read-only; these change the host, so approvals gate them.
+CHANGES_THE_HOST = {"infrastructure": {"systemd_start", "systemd_stop", "systemd_restart"},
+                    "ansible": {"run"}}
+
+
+async def test_every_tool_is_annotated_truthfully(agents: dict[str, Any]) -> None:
+    assert set(agents) == {"system", "network", "logs", "infrastructure", "osquery",
+                           "ansible", "code_review"}
+    for name, server in agents.items():
         async with Client(server) as client:
             for tool in await client.list_tools():
-                assert tool.annotations and tool.annotations.read_only_hint, tool.name
-                assert tool.output_schema, tool.name
+                assert tool.annotations and tool.output_schema, f"{name}_{tool.name}"
+                if tool.name in CHANGES_THE_HOST.get(name, set()):
+                    assert tool.annotations.destructive_hint is True, tool.name
+                    assert tool.annotations.read_only_hint is False, tool.name
+                else:
+                    assert tool.annotations.read_only_hint, f"{name}_{tool.name}"
 
 
 async def test_memory_matches_proc(agents: dict[str, Any]) -> None:
@@ -189,3 +208,91 @@ async def test_agents_appear_in_the_gateway_catalog(agents: dict[str, Any]) -> N
     finally:
         await gateway.stop()
     await asyncio.sleep(0)
+
+
+async def test_ping_and_traceroute_to_loopback(agents: dict[str, Any]) -> None:
+    if not (shutil.which("ping") and shutil.which("traceroute")):
+        pytest.skip("ping/traceroute not installed (.ci/run installs them)")
+    pinged = data(await call(agents["network"], "ping", host="127.0.0.1", count=1))
+    assert (pinged["sent"], pinged["received"], pinged["loss_percent"]) == (1, 1, 0)
+    assert pinged["rtt_avg_ms"] is not None and pinged["rtt_avg_ms"] < 50
+    route = data(await call(agents["network"], "traceroute", host="127.0.0.1", max_hops=3))
+    assert route["reached"] and route["hops"][0]["address"] == "127.0.0.1"
+
+
+async def test_missing_system_tools_are_reported_clearly(
+    agents: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    without_binaries(monkeypatch, tmp_path)
+    result = await call(agents["network"], "ping", host="127.0.0.1", count=1)
+    assert result.is_error
+    assert "ping is not available on this host" in result.content[0].text
+
+
+async def test_ping_refuses_option_injection(agents: dict[str, Any]) -> None:
+    result = await call(agents["network"], "ping", host="-f", count=1)
+    assert result.is_error and "hostname" in result.content[0].text
+
+
+@pytest.fixture
+def code_review(tmp_path: Path) -> Any:
+    from orchestrator_mcp.agents import code_review
+    from orchestrator_mcp.config.agents import CodeReviewAgentSettings
+
+    return code_review.build(CodeReviewAgentSettings(roots=[tmp_path / "repo"]))
+
+
+def _repository(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "node_modules").mkdir(parents=True)
+    (repo / "node_modules" / "ignored.js").write_text("eval(x)\n")
+    (repo / "deploy.py").write_text(
+        "import subprocess\n"
+        "def restart(name):\n"
+        "    subprocess.run(f'systemctl restart {name}', shell=True)\n"
+        "API_TOKEN = 'abcd1234efgh'\n"
+        "requests.get(url, verify=False)\n")
+    (repo / "broken.py").write_text("def f(:\n    pass\n")
+    return repo
+
+
+async def test_code_review_flags_risky_patterns_and_syntax_errors(
+    code_review: Any, tmp_path: Path
+) -> None:
+    repo = _repository(tmp_path)
+    files = data(await call(code_review, "list_files"))
+    assert {Path(f["path"]).name for f in files} == {"deploy.py", "broken.py"}
+    risky = data(await call(code_review, "risky_patterns"))
+    rules = {(Path(f["path"]).name, f["line"], f["rule"]) for f in risky["findings"]}
+    assert {("deploy.py", 3, "shell-injection"), ("deploy.py", 4, "hardcoded-secret"),
+            ("deploy.py", 5, "tls-verify-off")} <= rules
+    lint = data(await call(code_review, "lint_python", path=str(repo / "broken.py")))
+    assert lint["findings"] and lint["findings"][0]["line"] == 1
+    text = data(await call(code_review, "read_file", path="deploy.py", start_line=3,
+                           end_line=3))
+    assert "shell=True" in text["text"] and text["total_lines"] == 5
+
+
+async def test_code_review_stays_inside_its_roots(code_review: Any, tmp_path: Path) -> None:
+    repo = _repository(tmp_path)
+    (repo / "escape").symlink_to("/etc")
+    for path in ("../../etc/passwd", "/etc/passwd", "escape/passwd"):
+        result = await call(code_review, "read_file", path=path)
+        assert result.is_error and "outside the allowed roots" in result.content[0].text
+
+
+async def test_code_review_git_diff(code_review: Any, tmp_path: Path) -> None:
+    if not shutil.which("git"):
+        pytest.skip("git not installed")
+    import subprocess
+
+    repo = _repository(tmp_path)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    (repo / "deploy.py").write_text("print('safer')\n")
+    diff = data(await call(code_review, "git_diff"))
+    assert diff["files_changed"] == ["deploy.py"] and "+print('safer')" in diff["diff"]
+    injected = await call(code_review, "git_diff", base="--output=/tmp/x")
+    assert injected.is_error

@@ -24,7 +24,9 @@ from tests.conftest import free_port, wait_for_port, write_config
 
 FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "list_runs",
                "cancel_run", "approve", "list_profiles", "list_workflows", "run_workflow",
-               "audit", "costs"}
+               "audit", "costs", "list_agents", "ask_agent"}
+BUILTIN_AGENTS = {"system", "network", "logs", "infrastructure", "osquery", "ansible",
+                  "code_review"}
 
 
 def serve_args(config_dir: Path, data_dir: Path, *extra: str) -> list[str]:
@@ -122,12 +124,13 @@ async def test_stdio_front_tools(stdio_client) -> None:
     down = await client.call_tool_mcp("call_tool", {"name": "ghost_x"})
     assert down.is_error and "server 'ghost' is unhealthy" in down.content[0].text
     bad_server = await client.call_tool_mcp("list_tools", {"server": "nope"})
-    assert bad_server.is_error and "configured servers: everything, ghost, memory, network, " \
-        "system" in bad_server.content[0].text
+    assert bad_server.is_error and "configured servers: ansible, code_review, everything, " \
+        "ghost, infrastructure, logs, memory, network, osquery, system" \
+        in bad_server.content[0].text
 
     resource = await client.read_resource("orchestrator://servers")
     assert {s["name"] for s in json.loads(resource[0].text)} == {
-        "everything", "memory", "ghost", "system", "network"}
+        "everything", "memory", "ghost", *BUILTIN_AGENTS}
     catalog = json.loads((await client.read_resource("orchestrator://tools"))[0].text)
     assert any(t["name"] == "everything_echo" and t["read_only"] for t in catalog)
 

@@ -433,3 +433,22 @@ async def test_run_resource_subscribers_are_told_of_updates(setup, llm) -> None:
         await until(client, view["run_id"], "completed")
         await asyncio.sleep(0.3)
     assert updated and set(updated) == {uri}
+
+
+async def test_ask_an_agent_sees_only_its_own_tools(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        agents = (await client.call_tool("list_agents", {})).structured_content["result"]
+        by_name = {a["name"]: a for a in agents}
+        assert {"system", "network", "logs", "code_review"} <= set(by_name)
+        assert by_name["system"]["tools"] >= 7
+        view = (await client.call_tool("ask_agent", {
+            "agent": "system", "task": "CALL system_memory {}"})).structured_content
+        assert view["status"] == "completed" and view["profile"] == "system", view
+        assert "total_bytes" in view["answer"]
+        offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
+        assert "system_memory" in offered
+        assert not any(name.startswith(("network_", "counter_", "everything_"))
+                       for name in offered)
+        unknown = await client.call_tool("ask_agent", {"agent": "nope", "task": "x"},
+                                         raise_on_error=False)
+        assert unknown.is_error and "enabled agents: system, network" in unknown.content[0].text

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,57 @@ async def test_shipped_network_check(setup, llm) -> None:
     assert outputs["summary"].split() == ["DNS", "ok,", "TCP", "open,", "HTTP", "200,", "TLS",
                                           "n/a"]
     assert "127.0.0.1" in outputs["dns"]
+
+
+@pytest.fixture
+def remediation_setup(setup: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """The shipped diagnose-remediate workflow with real agents: logs under a temp root,
+    the repository's playbooks, a folder holding old and new files."""
+    import shutil
+
+    pytest.importorskip("ansible_runner")
+    repo = Path(__file__).resolve().parent.parent
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("".join(
+        f"2026-11-26T10:00:{i:02d} ERROR disk write failed on /dev/sda1 after {i}ms\n"
+        for i in range(30)))
+    target = tmp_path / "app-logs"
+    target.mkdir()
+    for name in ("old-1.log", "old-2.gz", "fresh.log"):
+        (target / name).write_text("x" * 1000)
+    month_ago = time.time() - 30 * 86400
+    for name in ("old-1.log", "old-2.gz"):
+        os.utime(target / name, (month_ago, month_ago))
+    servers = yaml.safe_load((setup["config"] / "servers.yaml").read_text())
+    servers["agents"] = {"logs": {"roots": [str(logs)]},
+                         "ansible": {"playbooks_dir": str(repo / "playbooks")}}
+    (setup["config"] / "servers.yaml").write_text(yaml.safe_dump(servers))
+    (setup["config"] / "workflows").mkdir()
+    shutil.copy(repo / "workflows" / "diagnose-remediate.yaml", setup["config"] / "workflows")
+    return {**setup, "target": target}
+
+
+async def test_shipped_diagnose_remediate(remediation_setup, llm) -> None:
+    target = remediation_setup["target"]
+    inputs = {"mount": "/", "target_dir": str(target), "older_than": "1d",
+              "log_file": "app.log"}
+    async with server(remediation_setup, llm) as client:
+        calm = await run_wf(client, "diagnose-remediate", threshold_percent=101, **inputs)
+        record = await until(client, calm["run_id"], "completed", timeout=120)
+        assert json.loads(record["answer"])["remediated"] is False
+        assert any("check: skipped" in s["summary"] for s in record["steps"])
+
+        full = await run_wf(client, "diagnose-remediate", threshold_percent=0, **inputs)
+        waiting = await until(client, full["run_id"], "awaiting_approval", timeout=120)
+        shown = waiting["pending_approval"]["reason"]
+        assert "old-1.log" in shown and "old-2.gz" in shown and "fresh.log" not in shown
+        assert sorted(p.name for p in target.iterdir()) == ["fresh.log", "old-1.log",
+                                                             "old-2.gz"]
+        diagnosis_run = llm.requests[-1]["messages"][1]["content"]
+        assert "disk write failed" in diagnosis_run  # the log summary reached the agent
+        await client.call_tool("approve", {"run_id": full["run_id"], "approved": True})
+        record = await until(client, full["run_id"], "completed", timeout=120)
+    outputs = json.loads(record["answer"])
+    assert outputs["remediated"] is True and outputs["used_percent_after"] is not None
+    assert [p.name for p in target.iterdir()] == ["fresh.log"]

@@ -1,35 +1,25 @@
 """Built-in IT-ops agents: in-process FastMCP servers the gateway mounts beside the
-downstream ones (`system_cpu`, `network_tcp_check`, ...)."""
+downstream ones (`system_cpu`, `network_tcp_check`, `logs_tail`, ...)."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 from orchestrator_mcp.config.agents import AgentsSettings
 
-AGENT_NAMES: tuple[str, ...] = ("system", "network")
+AGENT_NAMES: tuple[str, ...] = (
+    "system", "network", "logs", "infrastructure", "osquery", "ansible", "code_review")
 
-DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
-    "system": {
-        "description": "Host health: CPU, memory, disks, processes, ports.",
-        "role": "You are a Linux system engineer. Measure before you conclude; quote the "
-                "figures you rely on.",
-        "servers": ["system", "knowledge"],
-    },
-    "network": {
-        "description": "Reachability: DNS, TCP, HTTP(S), TLS certificates.",
-        "role": "You are a network engineer. Check each layer in order (DNS, TCP, TLS, HTTP) "
-                "and say which layer fails.",
-        "servers": ["network", "knowledge"],
-    },
-}
-
-
-def build_enabled_agents(settings: AgentsSettings) -> dict[str, Any]:
-    """name → FastMCP server for every enabled agent."""
-    from orchestrator_mcp.agents import network, system
-
-    builders = {"system": lambda: system.build(settings.system),
-                "network": lambda: network.build(settings.network)}
-    return {name: build() for name, build in builders.items()
-            if getattr(settings, name).enabled}
+def build_enabled_agents(settings: AgentsSettings, config_dir: Path | None = None,
+                         data_dir: Path | None = None) -> dict[str, Any]:
+    """name → FastMCP server for every enabled agent (modules imported only when enabled)."""
+    resolved = settings.resolved(config_dir, data_dir)
+    servers: dict[str, Any] = {}
+    for name in AGENT_NAMES:
+        agent_settings = getattr(resolved, name)
+        if agent_settings.enabled:
+            module = importlib.import_module(f"orchestrator_mcp.agents.{name}")
+            servers[name] = module.build(agent_settings)
+    return servers

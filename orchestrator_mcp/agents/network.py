@@ -18,6 +18,7 @@ from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BaseModel, Field
 
+from orchestrator_mcp.agents.commands import require_binary, run_command
 from orchestrator_mcp.config.agents import NetworkAgentSettings
 
 # Network checks reach outside this host: open world, but they change nothing.
@@ -65,6 +66,59 @@ class TcpCheck(BaseModel):
     open: bool
     seconds: float
     error: str | None = None
+
+
+class PingResult(BaseModel):
+    host: str
+    sent: int
+    received: int
+    loss_percent: float
+    rtt_min_ms: float | None
+    rtt_avg_ms: float | None
+    rtt_max_ms: float | None
+    output: str
+
+
+class Hop(BaseModel):
+    hop: int
+    address: str | None = Field(description="None when the hop did not answer (* * *)")
+    rtt_ms: list[float]
+
+
+class TracerouteResult(BaseModel):
+    host: str
+    hops: list[Hop]
+    reached: bool
+    output: str
+
+
+_PING_COUNTS = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
+_PING_RTT = re.compile(r"= ([\d.]+)/([\d.]+)/([\d.]+)")
+_HOP = re.compile(r"^\s*(\d+)\s+(.*)$")
+_HOP_ADDRESS = re.compile(r"\(?([0-9a-fA-F:.]+[0-9a-fA-F])\)?\s+([\d.]+) ms")
+
+
+def parse_ping(host: str, output: str) -> PingResult:
+    counts = _PING_COUNTS.search(output)
+    sent, received = (int(counts[1]), int(counts[2])) if counts else (0, 0)
+    rtt = _PING_RTT.search(output)
+    low, avg, high = (float(rtt[1]), float(rtt[2]), float(rtt[3])) if rtt else (None,) * 3
+    loss = round(100 * (sent - received) / sent, 1) if sent else 100.0
+    return PingResult(host=host, sent=sent, received=received, loss_percent=loss,
+                      rtt_min_ms=low, rtt_avg_ms=avg, rtt_max_ms=high, output=output[-4000:])
+
+
+def parse_traceroute(host: str, output: str) -> TracerouteResult:
+    hops = []
+    for line in output.splitlines()[1:]:
+        match = _HOP.match(line)
+        if not match:
+            continue
+        answers = _HOP_ADDRESS.findall(match[2])
+        hops.append(Hop(hop=int(match[1]), address=answers[0][0] if answers else None,
+                        rtt_ms=[float(ms) for _, ms in answers]))
+    reached = bool(hops) and hops[-1].address is not None
+    return TracerouteResult(host=host, hops=hops, reached=reached, output=output[-8000:])
 
 
 class Certificate(BaseModel):
@@ -196,5 +250,33 @@ def build(settings: NetworkAgentSettings) -> FastMCP:
             except (OSError, ssl.SSLError):
                 pass
         return result
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def ping(host: Host, count: Annotated[int, Field(ge=1, le=20)] = settings.ping_count
+                   ) -> PingResult:
+        """ICMP echo: packets sent/received, loss and round-trip times (needs `ping`)."""
+        binary = require_binary("ping", "the iputils-ping package")
+        result = await run_command(
+            [binary, "-n", "-c", str(count), "-W", str(max(1, round(timeout))), host],
+            timeout=count * (timeout + 1) + 5)
+        if result.timed_out:
+            raise ToolError(f"ping {host} did not finish in time")
+        if result.exit_code not in (0, 1):  # 1 = no reply, still a result
+            raise ToolError(f"ping {host} failed: {(result.stderr or result.stdout).strip()}")
+        return parse_ping(host, result.stdout)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def traceroute(
+        host: Host,
+        max_hops: Annotated[int, Field(ge=1, le=64)] = settings.traceroute_max_hops,
+    ) -> TracerouteResult:
+        """The route to a host, hop by hop (needs `traceroute`)."""
+        binary = require_binary("traceroute", "the traceroute package")
+        result = await run_command(
+            [binary, "-n", "-q", "1", "-w", str(max(1, round(timeout))), "-m", str(max_hops),
+             host], timeout=max_hops * (timeout + 1) + 5)
+        if result.exit_code not in (0, None) and not result.stdout:
+            raise ToolError(f"traceroute {host} failed: {result.stderr.strip()}")
+        return parse_traceroute(host, result.stdout)
 
     return mcp

@@ -91,14 +91,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     config = load(args)
+    from orchestrator_mcp.app import in_process_servers
     from orchestrator_mcp.gateway import Gateway, ServerHealth, ServerStatus
 
     logging.basicConfig(level=logging.ERROR)
-    log_dir = resolve_data_dir(args.data_dir) / "logs"
+    data_dir = resolve_data_dir(args.data_dir)
+    log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
 
     async def probe() -> tuple[list[ServerHealth], set[str]]:
-        gateway = Gateway(config.servers.servers, config.servers.gateway, log_dir)
+        gateway = Gateway(config.servers.servers, config.servers.gateway, log_dir,
+                          in_process=in_process_servers(config, data_dir))
         gateway.start()
         try:
             await gateway.wait_settled(args.timeout)
@@ -108,7 +111,7 @@ def check(args: argparse.Namespace) -> int:
 
     where = config.servers_path or "no servers.yaml found"
     print(f"config: {where}; profiles: {config.profiles_path or 'none'}")
-    health, catalog = asyncio.run(probe()) if config.servers.servers else ([], set())
+    health, catalog = asyncio.run(probe())
     rows = [("NAME", "TRANSPORT", "STATUS", "TOOLS", "LATENCY", "ERROR")]
     for h in health:
         latency = f"{h.connect_seconds * 1000:.0f} ms" if h.connect_seconds else "-"

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orchestrator_mcp.config.models import ProfilesFile, ServersFile
+from orchestrator_mcp.config.agents import builtin_agent_profiles
+from orchestrator_mcp.config.models import ProfileConfig, ProfilesFile, ServersFile
 
 SERVERS_FILE = "servers.yaml"
 PROFILES_FILE = "profiles.yaml"
@@ -185,6 +186,7 @@ def load_config(config_dir: Path | None) -> Config:
         problems += exc.problems
     if config_dir is not None:
         problems += _load_workflow_folder(config_dir / WORKFLOWS_DIR, profiles)
+    _add_agent_profiles(servers, profiles)
     if not problems:
         problems += _cross_check(profiles, str(profiles_path or PROFILES_FILE))
     if problems:
@@ -192,6 +194,12 @@ def load_config(config_dir: Path | None) -> Config:
     if config_dir is not None:
         _anchor_stdio_servers(servers, config_dir)
     return Config(servers, profiles, config_dir, servers_path, profiles_path)
+
+
+def _add_agent_profiles(servers: ServersFile, profiles: ProfilesFile) -> None:
+    """Each enabled built-in agent gets a profile of its name unless profiles.yaml has one."""
+    for name, spec in builtin_agent_profiles(servers.agents, servers.knowledge.enabled).items():
+        profiles.profiles.setdefault(name, ProfileConfig.model_validate(spec))
 
 
 def _load_workflow_folder(folder: Path, profiles: ProfilesFile) -> list[str]:

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator_mcp.config.agents import AgentsSettings
 from orchestrator_mcp.config.base import Strict
+from orchestrator_mcp.config.knowledge import KnowledgeSettings
 from orchestrator_mcp.config.llm import LLMSettings
 from orchestrator_mcp.config.workflows import WorkflowDef
 
@@ -163,6 +164,7 @@ class ServersFile(Strict):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
     @model_validator(mode="before")
     @classmethod

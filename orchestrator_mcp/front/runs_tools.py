@@ -23,6 +23,7 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field
 
+from orchestrator_mcp.agents import AGENT_NAMES
 from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine, RunError
@@ -110,6 +111,12 @@ def summarize_costs(records: list[RunRecord], group_by: str) -> list[CostLine]:
                 line["cost_usd"] += cost
     return [CostLine(key=key, runs=len(v.pop("runs")), **{**v, "cost_usd": round(
         v["cost_usd"], 6)}) for key, v in sorted(lines.items())]
+
+
+class AgentInfo(BaseModel):
+    name: str
+    description: str
+    tools: int = Field(description="tools of this agent in the catalog")
 
 
 class ProfileInfo(BaseModel):
@@ -226,6 +233,30 @@ def _progress_reporter(ctx: Context | None) -> Any:
     return report
 
 
+async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[str, Any] | None,
+                     wait: bool, wait_seconds: float, ctx: Context | None) -> RunView:
+    with run_errors():
+        progress = _progress_reporter(ctx)
+        resumed = ctx.request_state if ctx is not None else None
+        if resumed:  # modern era: the host retried with its user's answer
+            await _apply_inline_answer(engine, resumed, ctx)
+            record = await engine.wait(resumed, wait_seconds, on_progress=progress)
+        else:
+            record = await engine.submit(goal, profile, context)
+            if wait:
+                record = await engine.wait(record.id, wait_seconds, on_progress=progress)
+        while (wait and record.status is RunStatus.AWAITING_APPROVAL
+               and ctx is not None and _can_ask(ctx)):
+            if _modern(ctx):
+                return _input_required(record)  # type: ignore[return-value]
+            answer = await ctx.elicit(_approval_question(record), ApprovalAnswer)
+            if getattr(answer, "action", None) != "accept":
+                break  # declined or cancelled: the call stays pending for approve()
+            await _decide(engine, record, answer.data, ctx)
+            record = await engine.wait(record.id, wait_seconds, on_progress=progress)
+    return RunView.of(record)
+
+
 def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
     @mcp.tool
     async def run(
@@ -240,26 +271,37 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
         """Start a goal-based run: the planner calls catalog tools until it can answer.
         Risky calls wait for a human: inline when waiting and the host can ask its user,
         otherwise through approve()."""
-        with run_errors():
-            progress = _progress_reporter(ctx)
-            resumed = ctx.request_state if ctx is not None else None
-            if resumed:  # modern era: the host retried with its user's answer
-                await _apply_inline_answer(engine, resumed, ctx)
-                record = await engine.wait(resumed, wait_seconds, on_progress=progress)
-            else:
-                record = await engine.submit(goal, profile, context)
-                if wait:
-                    record = await engine.wait(record.id, wait_seconds, on_progress=progress)
-            while (wait and record.status is RunStatus.AWAITING_APPROVAL
-                   and ctx is not None and _can_ask(ctx)):
-                if _modern(ctx):
-                    return _input_required(record)  # type: ignore[return-value]
-                answer = await ctx.elicit(_approval_question(record), ApprovalAnswer)
-                if getattr(answer, "action", None) != "accept":
-                    break  # declined or cancelled: the call stays pending for approve()
-                await _decide(engine, record, answer.data, ctx)
-                record = await engine.wait(record.id, wait_seconds, on_progress=progress)
-        return RunView.of(record)
+        return await _start_run(engine, goal, profile, context, wait, wait_seconds, ctx)
+
+    @mcp.tool(annotations=READ_ONLY)
+    def list_agents() -> list[AgentInfo]:
+        """The built-in IT-ops agents that are enabled: what each does and how many tools it
+        has. Ask one with ask_agent."""
+        return [AgentInfo(name=name, description=engine.profiles[name].description,
+                          tools=sum(1 for e in engine.gateway.catalog.tools.values()
+                                    if e.server == name))
+                for name in AGENT_NAMES
+                if name in engine.gateway.connections and name in engine.profiles]
+
+    @mcp.tool
+    async def ask_agent(
+        agent: Annotated[str, Field(description="an agent from list_agents", min_length=1,
+                                    max_length=64)],
+        task: Annotated[str, Field(description="what the agent should find out or do",
+                                   min_length=1, max_length=10_000)],
+        context: Annotated[dict[str, Any] | None, "extra facts for the agent"] = None,
+        wait: Annotated[bool, "wait for the answer; approvals are asked inline"] = True,
+        wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        ctx: Context | None = None,
+    ) -> RunView:
+        """Ask a built-in agent (system, network, logs, infrastructure, osquery, ansible,
+        code_review): a run with that agent's profile, its tools and the runbooks."""
+        if agent not in AGENT_NAMES or agent not in engine.gateway.connections:
+            enabled = [n for n in AGENT_NAMES if n in engine.gateway.connections]
+            raise ToolError(f"unknown or disabled agent {agent!r}; enabled agents: "
+                            f"{', '.join(enabled) or 'none'} (enable them under agents: in "
+                            "servers.yaml)")
+        return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx)
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:

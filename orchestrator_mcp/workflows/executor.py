@@ -143,7 +143,9 @@ async def run_step(run_id: str, n: int, workflow: WorkflowDef, step: WorkflowSte
     if not prepared["allowed"]:
         return {"ok": False, "output": f"tool {step.tool!r} is not in the catalog"}
     key = f"{n}:{step.id}"
-    if prepared["approval"]:
+    # A human who approved a gate this step depends on has already said yes to it.
+    gate_approved = any(scope["steps"].get(d, {}).get("approved") for d in step.depends_on)
+    if prepared["approval"] and not gate_approved:
         decision = await _approval(run_id, n, key, step.tool, arguments,
                                    prepared["approval"], timeout)
         if decision is None or not decision.approved:
