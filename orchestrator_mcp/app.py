@@ -17,6 +17,7 @@ from orchestrator_mcp.alerts.service import AlertService
 from orchestrator_mcp.config import Config, ProfileConfig
 from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
 
 START_DELAY = 0.3
@@ -90,26 +91,42 @@ def pricer(config: Config) -> Any:
     return cost_of
 
 
-def in_process_servers(config: Config, data_dir: Path) -> dict[str, Any]:
-    """The built-in servers mounted beside the downstream ones: the enabled agents."""
+def knowledge_base(config: Config, data_dir: Path) -> KnowledgeBase | None:
+    """The runbook collections, unless `knowledge.enabled` is false (opens nothing yet)."""
+    settings = config.servers.knowledge
+    if not settings.enabled:
+        return None
+    return KnowledgeBase(data_dir / "knowledge", settings.resolved(config.config_dir))
+
+
+def in_process_servers(config: Config, data_dir: Path, kb: KnowledgeBase | None
+                       ) -> dict[str, Any]:
+    """The built-in servers mounted beside the downstream ones: the enabled agents, and
+    `knowledge` (knowledge_search for the planner)."""
     from orchestrator_mcp.agents import build_enabled_agents
 
-    return build_enabled_agents(config.servers.agents, config.config_dir, data_dir)
+    servers = build_enabled_agents(config.servers.agents, config.config_dir, data_dir)
+    if kb is not None:
+        from orchestrator_mcp.knowledge import server as knowledge_server
+
+        servers["knowledge"] = knowledge_server.build(kb)
+    return servers
 
 
 def build_application(
     config: Config, data_dir: Path, log_dir: Path | None, *, http: bool = False
 ) -> Application:
     settings = config.servers.gateway
+    kb = knowledge_base(config, data_dir)
     gateway = Gateway(config.servers.servers, settings, log_dir,
-                      in_process=in_process_servers(config, data_dir))
+                      in_process=in_process_servers(config, data_dir, kb))
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        pricer(config), workflows=config.profiles.workflows,
                        audit_retention_days=config.servers.audit.retention_days)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)
     application.front = build_front(gateway, settings, engine, application.running,
-                                    http=config.servers.http if http else None)
+                                    http=config.servers.http if http else None, knowledge=kb)
     return application
 
 

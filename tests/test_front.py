@@ -24,7 +24,8 @@ from tests.conftest import free_port, wait_for_port, write_config
 
 FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "list_runs",
                "cancel_run", "approve", "list_profiles", "list_workflows", "run_workflow",
-               "audit", "costs", "list_agents", "ask_agent"}
+               "audit", "costs", "list_agents", "ask_agent", "search", "list_collections",
+               "index_document", "index_folder", "delete_document", "delete_collection"}
 BUILTIN_AGENTS = {"system", "network", "logs", "infrastructure", "osquery", "ansible",
                   "code_review"}
 
@@ -125,12 +126,12 @@ async def test_stdio_front_tools(stdio_client) -> None:
     assert down.is_error and "server 'ghost' is unhealthy" in down.content[0].text
     bad_server = await client.call_tool_mcp("list_tools", {"server": "nope"})
     assert bad_server.is_error and "configured servers: ansible, code_review, everything, " \
-        "ghost, infrastructure, logs, memory, network, osquery, system" \
+        "ghost, infrastructure, knowledge, logs, memory, network, osquery, system" \
         in bad_server.content[0].text
 
     resource = await client.read_resource("orchestrator://servers")
     assert {s["name"] for s in json.loads(resource[0].text)} == {
-        "everything", "memory", "ghost", *BUILTIN_AGENTS}
+        "everything", "memory", "ghost", "knowledge", *BUILTIN_AGENTS}
     catalog = json.loads((await client.read_resource("orchestrator://tools"))[0].text)
     assert any(t["name"] == "everything_echo" and t["read_only"] for t in catalog)
 

@@ -452,3 +452,18 @@ async def test_ask_an_agent_sees_only_its_own_tools(setup, llm) -> None:
         unknown = await client.call_tool("ask_agent", {"agent": "nope", "task": "x"},
                                          raise_on_error=False)
         assert unknown.is_error and "enabled agents: system, network" in unknown.content[0].text
+
+
+async def test_runs_consult_the_runbooks(setup, llm) -> None:
+    """Runbooks indexed with the CLI are what the planner's knowledge_search finds."""
+    repo = Path(__file__).resolve().parent.parent
+    indexed = subprocess.run(
+        [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(setup["config"]),
+         "--data-dir", str(setup["data"]), "index", str(repo / "runbooks")],
+        capture_output=True, text=True, timeout=120)
+    assert indexed.returncode == 0, indexed.stderr
+    async with server(setup, llm) as client:
+        view = await start(client, 'CALL knowledge_search {"query": "disk is full", '
+                           '"mode": "fts", "limit": 1}', wait=True)
+    assert view["status"] == "completed", view
+    assert "disk-full.md" in view["answer"]

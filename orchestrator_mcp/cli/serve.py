@@ -91,7 +91,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     config = load(args)
-    from orchestrator_mcp.app import in_process_servers
+    from orchestrator_mcp.app import in_process_servers, knowledge_base
     from orchestrator_mcp.gateway import Gateway, ServerHealth, ServerStatus
 
     logging.basicConfig(level=logging.ERROR)
@@ -101,7 +101,8 @@ def check(args: argparse.Namespace) -> int:
 
     async def probe() -> tuple[list[ServerHealth], set[str]]:
         gateway = Gateway(config.servers.servers, config.servers.gateway, log_dir,
-                          in_process=in_process_servers(config, data_dir))
+                          in_process=in_process_servers(
+                              config, data_dir, knowledge_base(config, data_dir)))
         gateway.start()
         try:
             await gateway.wait_settled(args.timeout)

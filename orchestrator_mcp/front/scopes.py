@@ -22,6 +22,7 @@ TOOL_SCOPES: dict[str, str] = {
     "index_document": "admin",
     "index_folder": "admin",
     "delete_collection": "admin",
+    "delete_document": "admin",
     "audit": "admin",
 }
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.config.models import HttpSettings
+from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
     CatalogProvider,
@@ -27,12 +28,14 @@ from orchestrator_mcp.front.passthrough import (
 from orchestrator_mcp.front.runs_tools import register_run_tools
 from orchestrator_mcp.front.scopes import ScopeGuard, current_principal, rate_limiter
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
 
 INSTRUCTIONS = """\
 orchestrator-mcp gathers many MCP servers behind one catalog of tools named
 '<server>_<tool>'. Use list_servers to see which servers are up, list_tools to find a
-tool, and call_tool to call one."""
+tool, and call_tool to call one. Start a goal-based run with run (or ask one built-in
+agent with ask_agent), and search the operators' runbooks with search."""
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -112,6 +115,7 @@ def build_front(
     engine: RunEngine | None = None,
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
     http: HttpSettings | None = None,
+    knowledge: KnowledgeBase | None = None,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
     job); without it the gateway alone is started. `http`: served over HTTP, so check
@@ -198,6 +202,8 @@ def build_front(
 
     if engine is not None:
         register_run_tools(mcp, engine)
+    if knowledge is not None:
+        register_knowledge_tools(mcp, knowledge)
 
     if settings.passthrough:
         mcp.add_provider(CatalogProvider(host_calls))
