@@ -24,6 +24,7 @@ from fastmcp import FastMCP  # noqa: E402
 from mcp_types import ToolAnnotations  # noqa: E402
 
 from orchestrator_mcp.config import GatewaySettings, ProfileConfig  # noqa: E402
+from orchestrator_mcp.config.models import RunsSettings  # noqa: E402
 from orchestrator_mcp.gateway import Gateway  # noqa: E402
 from orchestrator_mcp.llm import Message, ToolSpec  # noqa: E402
 from orchestrator_mcp.llm.scripted import ScriptedProvider, ScriptFile  # noqa: E402
@@ -90,7 +91,7 @@ async def main(args: argparse.Namespace) -> None:
     profile = ProfileConfig(approval={"destructive": "allow"},
                             budgets={"max_steps": args.steps + 5})
     engine = RunEngine(data, gateway, {"default": profile}, lambda _: provider,
-                       lambda *_: 0.0, concurrency=1000)
+                       lambda *_: 0.0, settings=RunsSettings(worker_concurrency=1000))
     await engine.start()
 
     async def durable(i: int) -> int:

@@ -31,6 +31,7 @@ class Application:
     engine: RunEngine
     alerts: AlertService
     front: FastMCP = field(init=False)
+    execute: bool = True  # also execute runs (serve --no-execute: only a front)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -51,8 +52,10 @@ class Application:
     async def _start_behind_front(self) -> None:
         await asyncio.sleep(START_DELAY)
         self.gateway.start()
-        await self.engine.start()
-        if self.engine.executor:
+        await self.engine.start(execute=self.execute)
+        # Alerts are routed where they are received when replicas share a database (runs
+        # wait in the shared queue for a worker); on the embedded files, by the executor.
+        if self.engine.executor or self.engine.database.shared:
             try:
                 await self.alerts.start()
             except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
@@ -121,7 +124,8 @@ def build_application(
     gateway = Gateway(config.servers.servers, settings, log_dir,
                       in_process=in_process_servers(config, data_dir, kb))
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
-                       pricer(config), workflows=config.profiles.workflows,
+                       pricer(config), settings=config.servers.runs,
+                       workflows=config.profiles.workflows,
                        audit_retention_days=config.servers.audit.retention_days)
     alerts = AlertService(config.profiles.alerts, engine, http_token(config))
     application = Application(config, data_dir, gateway, engine, alerts)

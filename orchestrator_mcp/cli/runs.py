@@ -111,7 +111,8 @@ def _engine_call(args: argparse.Namespace, work: Any, *, execute: bool) -> int:
     app = build_application(config, data_dir, log_dir)
 
     async def main() -> int:
-        await app.engine.start(execute=execute)
+        # With a shared database, workers execute; a terminal command only submits.
+        await app.engine.start(execute=execute and not app.engine.database.shared)
         if app.engine.executor:
             app.gateway.start()
         try:

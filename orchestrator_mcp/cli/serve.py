@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -37,7 +38,20 @@ def add_parsers(commands: Any) -> None:
         "--no-auth", action="store_true",
         help="serve HTTP without a token; refused unless --host is a loopback address",
     )
+    serve_parser.add_argument(
+        "--no-execute", action="store_true",
+        help="only accept and answer: leave executing runs to `orchestrator-mcp worker` "
+        "processes (useful with a shared ORCH_DATABASE_URL)")
     serve_parser.set_defaults(func=serve)
+
+    worker_parser = commands.add_parser(
+        "worker", help="execute runs and workflows, with no front",
+        description="Execute queued runs and workflows until stopped (SIGTERM or Ctrl-C). "
+        "With ORCH_DATABASE_URL (PostgreSQL) any number of workers share the queue, and a "
+        "worker that dies has its runs recovered by another; on the embedded SQLite files "
+        "one process per data dir executes runs.",
+    )
+    worker_parser.set_defaults(func=worker)
 
     check_parser = commands.add_parser(
         "check", help="validate config and probe every downstream server",
@@ -68,11 +82,12 @@ def serve(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
 
     from orchestrator_mcp.app import build_application
-    from orchestrator_mcp.telemetry.logs import configure_logging
+    from orchestrator_mcp.telemetry.logs import config_secrets, configure_logging
 
     data_dir = resolve_data_dir(args.data_dir)
-    log_dir = configure_logging(data_dir, args.log_level)
+    log_dir = configure_logging(data_dir, args.log_level, secrets=config_secrets(config))
     application = build_application(config, data_dir, log_dir, http=args.http)
+    application.execute = not args.no_execute
     if not args.http:
         asyncio.run(application.front.run_stdio_async(show_banner=False))
         return EXIT_OK
@@ -84,8 +99,9 @@ def serve(args: argparse.Namespace) -> int:
     app = build_app(application.front, application.gateway,
                     token_table(config.servers.http, token), application.engine,
                     application.alerts, config.servers.http.max_request_bytes)
+    # log_config=None: uvicorn's loggers go through our handlers (and their redaction).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                access_log=False)
+                access_log=False, log_config=None)
     return EXIT_OK
 
 
@@ -126,3 +142,42 @@ def check(args: argparse.Namespace) -> int:
     for problem in missing:
         print(problem)
     return EXIT_UNHEALTHY if bad or missing else EXIT_OK
+
+
+def worker(args: argparse.Namespace) -> int:
+    config = load(args)
+    from orchestrator_mcp.app import build_application
+    from orchestrator_mcp.telemetry.logs import config_secrets, configure_logging
+
+    data_dir = resolve_data_dir(args.data_dir)
+    log_dir = configure_logging(data_dir, args.log_level, secrets=config_secrets(config))
+    application = build_application(config, data_dir, log_dir)
+    engine = application.engine
+    log = logging.getLogger("orchestrator_mcp.worker")
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        application.gateway.start()
+        await engine.start()
+        try:
+            problem = await engine.healthy()
+            if problem is not None:
+                print(f"error: {problem}", file=sys.stderr)
+                return EXIT_CONFIG
+            if not engine.executor:
+                print(f"error: another process executes runs for {data_dir} (SQLite allows "
+                      "one); set ORCH_DATABASE_URL to a PostgreSQL database to run several "
+                      "workers", file=sys.stderr)
+                return EXIT_CONFIG
+            log.info("worker %s executing runs (%s, up to %d at once)", engine.executor_id,
+                     engine.database.shown, engine.settings.worker_concurrency)
+            await stop.wait()
+            return EXIT_OK
+        finally:
+            await application.gateway.stop()  # before DBOS shuts its thread pool down
+            await engine.stop()
+
+    return asyncio.run(main())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 from orchestrator_mcp.llm.types import LLMError
+from orchestrator_mcp.telemetry.audit import redact_text
 
 T = TypeVar("T")
 
@@ -18,11 +18,6 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
 MAX_RETRY_AFTER = 60.0
-
-# Shapes of credentials that a server might echo back in an error body.
-_SECRET_SHAPES = re.compile(
-    r"(sk-[A-Za-z0-9_-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{12,}|Bearer\s+[^\s\"']+)")
-
 
 class Transient(Exception):
     """A failure worth another attempt (429, 5xx, connection, timeout)."""
@@ -35,10 +30,7 @@ class Transient(Exception):
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` without the given secrets or anything shaped like a key or bearer token."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _SECRET_SHAPES.sub("***", text)
+    return redact_text(text, secrets)
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator_mcp.config import ProfileConfig
+from orchestrator_mcp.config.models import RunsSettings
 from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
 from orchestrator_mcp.runs.models import ApprovalDecision, RunRecord, RunStatus, StopReason
 from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
+from orchestrator_mcp.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +91,7 @@ class RunEngine:
         provider_for: Callable[[ProfileConfig], Any],
         cost_of: Callable[[str, str, int, int], float | None],
         *,
-        database_url: str | None = None,
-        concurrency: int = 50,
+        settings: RunsSettings | None = None,
         workflows: dict[str, WorkflowDef] | None = None,
         audit_retention_days: float = 90,
     ) -> None:
@@ -100,14 +103,24 @@ class RunEngine:
         self.audit: Any = None
         self._provider_for = provider_for
         self._cost_of = cost_of
-        self._database_url = database_url or f"sqlite:///{data_dir / 'runs.sqlite'}"
-        self._dbos_url = database_url or f"sqlite:///{data_dir / 'dbos.sqlite'}"
+        self.settings = settings or RunsSettings()
+        self._failed: str | None = None
+        try:
+            self.database = Database.for_data_dir(
+                data_dir, os.environ.get("ORCH_DATABASE_URL") or self.settings.database_url)
+        except DatabaseError as exc:  # reported by every run call and by /readyz
+            self._failed = str(exc)
+            self.database = Database.for_data_dir(data_dir, None)
+        self._database_url = self.database.store_url
+        self._dbos_url = self.database.dbos_url
+        self.executor_id = (f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+                            if self.database.shared else "local")
+        self._started_at = time.time()
+        self._heartbeat: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._changed: dict[str, asyncio.Event] = {}
         self._listeners: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._failed: str | None = None
-        self._concurrency = concurrency
         self._lock_file: Any = None
         self.store: Any = None
         self.executor = False
@@ -121,12 +134,22 @@ class RunEngine:
         launches DBOS (which recovers unfinished runs) and executes runs; any other one
         submits, approves and cancels through the system database and reads the table."""
         self._loop = asyncio.get_running_loop()
+        if self._failed:
+            self._ready.set()
+            return
         try:
-            self.executor = execute and self._take_lock()
+            # On a shared database every process asked to execute does; on the embedded
+            # files only the one holding the data dir's lock.
+            self.executor = execute and (self.database.shared or self._take_lock())
             await asyncio.to_thread(self._import_heavy)
             from orchestrator_mcp.runs.store import RunStore
 
-            self.store = await asyncio.to_thread(RunStore, self._database_url)
+            try:
+                self.store = await asyncio.to_thread(RunStore, self._database_url)
+            except DatabaseError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - driver errors vary
+                raise explain_connect_error(self.database, exc) from None
             from orchestrator_mcp.telemetry.audit_store import AuditLog
 
             self.audit = await asyncio.to_thread(AuditLog, self.store.engine,
@@ -143,15 +166,23 @@ class RunEngine:
                 from dbos import DBOS
 
                 await DBOS.register_queue_async(
-                    RUN_QUEUE, worker_concurrency=self._concurrency,
+                    RUN_QUEUE, worker_concurrency=self.settings.worker_concurrency,
+                    concurrency=(self.settings.global_concurrency
+                                 if self.database.shared else None),
                     polling_interval_sec=QUEUE_POLL_SECONDS)
+                if self.database.shared:
+                    await asyncio.to_thread(self._beat)
+                    self._heartbeat = asyncio.create_task(self._heartbeats(),
+                                                          name="runs:heartbeat")
             else:
-                from dbos import DBOSClient
+                from dbos import DBOS, DBOSClient
 
+                if self.database.shared:  # a front may start before any worker created them
+                    await asyncio.to_thread(DBOS.migrate, self._dbos_url)
                 self._client = await asyncio.to_thread(
                     DBOSClient, system_database_url=self._dbos_url)
         except Exception as exc:  # noqa: BLE001 - reported on every run call instead
-            self._failed = f"the run engine could not start: {exc}"
+            self._failed = self.database.scrub(f"the run engine could not start: {exc}")
             log.error("%s", self._failed)
         finally:
             self._ready.set()
@@ -201,12 +232,57 @@ class RunEngine:
             "name": DBOS_APP_NAME,
             "system_database_url": self._dbos_url,
             "application_version": WORKFLOW_VERSION,
+            "executor_id": self.executor_id,
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.1,
         })
         DBOS.launch()
 
+    # ---- replicas on a shared database -------------------------------------------------
+
+    def _beat(self) -> None:
+        self.store.heartbeat(self.executor_id, socket.gethostname(), os.getpid(),
+                             self._started_at)
+
+    async def _heartbeats(self) -> None:
+        """Say this executor is alive; recover the runs of executors that went silent (their
+        workflows are re-enqueued, and DBOS's checkpoints mean completed steps don't run
+        again). Every live executor does this; recovering the same executor twice is
+        harmless, because a recovered workflow is dequeued by exactly one executor."""
+        from dbos import DBOS
+
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                await asyncio.to_thread(self._beat)
+                cutoff = time.time() - self.settings.executor_dead_after_seconds
+                for dead in await asyncio.to_thread(self.store.silent_executors, cutoff):
+                    log.warning("executor %s has been silent for %.0f s: recovering its runs",
+                                dead, self.settings.executor_dead_after_seconds)
+                    # DBOS has no public call for another executor's recovery yet.
+                    await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
+                    await asyncio.to_thread(self.store.forget_executor, dead, cutoff)
+            except Exception:  # noqa: BLE001 - the database may be down for a while
+                log.exception("heartbeat failed; retrying")
+
+    async def healthy(self) -> str | None:
+        """None when the engine can use its database, else why not."""
+        if not self._ready.is_set():
+            return "the run engine is starting"
+        if self._failed:
+            return self._failed
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.ping), 5)
+        except Exception as exc:  # noqa: BLE001
+            return str(explain_connect_error(self.database, exc))
+        return None
+
     async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         if self._client is not None:
             await asyncio.to_thread(self._client.destroy)
             self._client = None
@@ -428,4 +504,6 @@ class RunEngine:
         await self._cancel(run_id)
         await asyncio.to_thread(self.store.update, run_id, status=RunStatus.CANCELLED,
                                 stop_reason=StopReason.CANCELLED, error="cancelled on request")
-        return await self.get(run_id)
+        record = await self.get(run_id)
+        tracing.run_finished(record)  # the workflow, cancelled, never reaches its finish step
+        return record

@@ -30,7 +30,7 @@ from orchestrator_mcp.runs.models import (
     Usage,
 )
 from orchestrator_mcp.runs.store import RunStore
-from orchestrator_mcp.telemetry import metrics
+from orchestrator_mcp.telemetry import metrics, tracing
 
 WORKFLOW_NAME = "orchestrator_run"
 
@@ -132,8 +132,11 @@ async def llm_step(
     provider: LLMProvider = runtime.provider_for(profile)
     started = time.perf_counter()
     try:
-        completion: Completion = await provider.complete(
-            [Message.model_validate(m) for m in messages], specs)
+        with tracing.llm_span(run_id, provider.name, provider.model, profile=profile_name,
+                              step=n) as span:
+            completion: Completion = await provider.complete(
+                [Message.model_validate(m) for m in messages], specs)
+            span.completion(completion)
     except LLMError as exc:
         await _record(run_id, n, "llm", f"model call failed: {exc}")
         return {"error": str(exc)}
@@ -214,9 +217,14 @@ async def tool_step(
         return outcome
     started = time.perf_counter()
     await _catalog_ready()
+    entry = rt().gateway.catalog.get(tool)
     try:
-        result = await rt().gateway.call_tool(tool, arguments)
-        text, is_error = prompts.result_text(result), bool(result.is_error)
+        with tracing.tool_span(run_id, tool, call_id, entry.server if entry else None,
+                               step=n) as span:
+            result = await rt().gateway.call_tool(tool, arguments)
+            text, is_error = prompts.result_text(result), bool(result.is_error)
+            if is_error:
+                span.failed("tool_error", text)
     except (UnknownTool, ServerUnavailable, CallTimeout) as exc:
         text, is_error = str(exc), True
     except Exception as exc:  # noqa: BLE001 - a failing server must not fail the run
@@ -247,6 +255,7 @@ async def finish_step(
                  answer=answer, error=error, usage=Usage.model_validate(usage))
     record = await _store(rt().store.get, run_id, with_steps=False)
     if record is not None:
+        tracing.run_finished(record)
         metrics.RUNS.labels(record.profile, record.status.value).inc()
         metrics.RUN_SECONDS.labels(record.profile).observe(time.time() - record.created_at)
     await _record(run_id, n, "note", f"run {status}: {stop}", answer=answer, error=error)

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from orchestrator_mcp.runs.database import check_schema_version
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunRecord,
@@ -66,6 +67,17 @@ tool_calls = sa.Table(
 )
 
 
+# Processes executing runs on a shared database, and when each last said it was alive.
+executors = sa.Table(
+    "orch_executors", metadata,
+    sa.Column("executor_id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False, index=True),
+)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
@@ -84,9 +96,42 @@ class RunStore:
                 cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.close()
         metadata.create_all(self.engine)
+        check_schema_version(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def ping(self) -> None:
+        with self.engine.connect() as db:
+            db.execute(sa.text("SELECT 1"))
+
+    # ---- executors (shared database) -------------------------------------------------
+
+    def heartbeat(self, executor_id: str, host: str, pid: int, started_at: float) -> None:
+        now = time.time()
+        with self.engine.begin() as db:
+            updated = db.execute(executors.update().where(
+                executors.c.executor_id == executor_id).values(last_seen=now)).rowcount
+            if not updated:
+                db.execute(executors.insert().values(
+                    executor_id=executor_id, host=host, pid=pid, started_at=started_at,
+                    last_seen=now))
+
+    def silent_executors(self, since: float) -> list[str]:
+        """Executors not heard from since `since` (epoch seconds)."""
+        with self.engine.connect() as db:
+            return list(db.execute(sa.select(executors.c.executor_id).where(
+                executors.c.last_seen < since)).scalars())
+
+    def forget_executor(self, executor_id: str, silent_since: float) -> None:
+        with self.engine.begin() as db:
+            db.execute(executors.delete().where(executors.c.executor_id == executor_id,
+                                                executors.c.last_seen < silent_since))
+
+    def live_executors(self, since: float) -> int:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.count()).select_from(executors).where(
+                executors.c.last_seen >= since)).scalar_one()
 
     # ---- runs ----------------------------------------------------------------------
 

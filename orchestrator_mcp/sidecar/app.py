@@ -220,9 +220,11 @@ def build_app(
             h.name: {"status": h.status.value, "last_error": h.last_error}
             for h in gateway.health()
         }
-        ready = gateway.ready
+        database = await engine.healthy() if engine is not None else None
+        ready = gateway.ready and database is None
         return JSONResponse(
-            {"status": "ready" if ready else "degraded", "servers": servers},
+            {"status": "ready" if ready else "degraded", "servers": servers,
+             "database": database or "ok"},
             status_code=200 if ready else 503,
         )
 

@@ -1,0 +1,253 @@
+"""Scale-out on PostgreSQL: one front (`serve --http --no-execute`) and worker processes
+sharing one database and one durable queue. Real PostgreSQL cluster, real processes, real
+HTTP, the real openai client against the local fake model, a real downstream MCP server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+
+from tests import postgres
+from tests.conftest import free_port, wait_for_port, write_config
+from tests.fake_openai import FakeOpenAI
+from tests.test_alerts import notification
+
+pytestmark = pytest.mark.skipif(postgres.bin_dir() is None,
+                                reason="PostgreSQL is not installed (.ci/run installs it)")
+
+TOKEN = "scale-test-token-0123456789"
+PROFILES = {"profiles": {"ops": {"servers": ["counter"], "approval": {
+    "auto_approve": ["counter_bump"]}}},
+    "alerts": {"rules": [{"name": "disk", "match": {"alertname": "HighDiskUsage"},
+                          "profile": "ops", "goal": "CALL counter_add {\"a\": 20, \"b\": 22}"}]}}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with postgres.cluster() as url:
+        yield url
+
+
+class Cluster:
+    """The processes of one deployment; each test starts what it needs."""
+
+    def __init__(self, tmp_path: Path, database_url: str, llm: FakeOpenAI, counter: dict
+                 ) -> None:
+        self.tmp = tmp_path
+        self.database_url = database_url
+        self.counts = Path(counter["args"][2])
+        self.config = write_config(
+            tmp_path / "config", {"counter": counter},
+            runs={"worker_concurrency": 3, "heartbeat_seconds": 0.5,
+                  "executor_dead_after_seconds": 3},
+            http={"rate_limit_per_second": 1000, "rate_limit_burst": 1000},
+            agents={name: {"enabled": False} for name in (
+                "system", "network", "logs", "infrastructure", "osquery", "ansible",
+                "code_review")},
+            knowledge={"enabled": False})
+        (self.config / "profiles.yaml").write_text(yaml.safe_dump(PROFILES))
+        self.env = {**os.environ, **llm.env(), "ORCH_DATABASE_URL": database_url,
+                    "ORCH_HTTP_TOKEN": TOKEN}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.port = free_port()
+
+    def _start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+        data = self.tmp / f"data-{name}"
+        log = (self.tmp / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(self.config),
+             "--data-dir", str(data), *command], env=self.env, stdout=log, stderr=log)
+        self.processes[name] = process
+        return process
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        return self._start(name, "worker")
+
+    def start_front(self) -> None:
+        self._start("front", "serve", "--http", "--no-execute", "--port", str(self.port))
+        wait_for_port(self.port, 30)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.database_url) as db:
+            return db.execute(sql).fetchall()
+
+    def live_workers(self) -> int:
+        try:
+            return self.query("SELECT count(*) FROM orch_executors")[0][0]
+        except Exception:  # noqa: BLE001 - the table appears with the first worker
+            return 0
+
+    def executors_by_run(self) -> dict[str, str]:
+        return dict(self.query("SELECT workflow_uuid, executor_id FROM dbos.workflow_status "
+                               "WHERE workflow_uuid LIKE 'run_%'"))
+
+    def bumps(self) -> int:
+        return self.counts.read_text().splitlines().count("bump") if self.counts.exists() \
+            else 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Client]:
+        async with Client(StreamableHttpTransport(f"{self.url}/mcp", auth=TOKEN),
+                          timeout=60) as client:
+            yield client
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_server: str, llm: FakeOpenAI, counter_stdio_cfg: dict
+            ) -> Iterator[Cluster]:
+    deployment = Cluster(tmp_path, postgres.create_database(pg_server), llm, counter_stdio_cfg)
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+async def eventually(predicate: Any, timeout: float = 60, every: float = 0.2) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = predicate()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            await asyncio.sleep(every)
+
+
+async def start(client: Client, goal: str) -> str:
+    result = await client.call_tool("run", {"goal": goal, "profile": "ops"})
+    return result.structured_content["run_id"]
+
+
+async def statuses(client: Client) -> Counter[str]:
+    runs = (await client.call_tool("list_runs", {"limit": 200})).structured_content["result"]
+    return Counter(r["status"] for r in runs)
+
+
+async def test_runs_spread_over_two_workers(cluster: Cluster) -> None:
+    cluster.start_front()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name)
+    await eventually(lambda: cluster.live_workers() == 2, 60)
+    async with cluster.client() as client:
+        goal = 'CALL counter_add {"a": 1, "b": 2}'
+        ids = await asyncio.gather(*(start(client, goal) for _ in range(100)))
+        await eventually(lambda: _all_completed(client, 100), 180, 0.5)
+    placed = cluster.executors_by_run()
+    assert set(ids) <= set(placed)
+    per_worker = Counter(placed[i] for i in ids)
+    assert len(per_worker) == 2 and min(per_worker.values()) >= 10, per_worker
+
+
+async def _all_completed(client: Client, expected: int) -> bool:
+    return (await statuses(client))["completed"] == expected
+
+
+async def test_a_killed_worker_s_runs_finish_on_the_other_without_repeats(
+        cluster: Cluster) -> None:
+    cluster.start_front()
+    first, _ = cluster.start_worker("w1"), cluster.start_worker("w2")
+    await eventually(lambda: cluster.live_workers() == 2, 60)
+    goal = "\n".join(["CALL counter_bump {}", 'CALL counter_slow {"seconds": 5}',
+                      "CALL counter_bump {}"])
+    async with cluster.client() as client:
+        ids = [await start(client, goal) for _ in range(6)]
+        await eventually(lambda: cluster.bumps() == 6, 60)  # every run is in counter_slow
+        placed = cluster.executors_by_run()
+        owners = Counter(placed[i] for i in ids)
+        assert len(owners) == 2, owners  # three runs on each worker
+        first.send_signal(signal.SIGKILL)
+        await eventually(lambda: _all_completed(client, 6), 120, 0.5)
+    assert cluster.bumps() == 12, "a completed bump ran again after the recovery"
+    after = cluster.executors_by_run()
+    assert len({after[i] for i in ids}) == 1  # all ended on the surviving worker
+
+
+async def test_approvals_and_cancels_through_the_front_reach_either_worker(
+        cluster: Cluster) -> None:
+    cluster.start_front()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name)
+    await eventually(lambda: cluster.live_workers() == 2, 60)
+    async with cluster.client() as client:
+        ids = [await start(client, 'CALL counter_set_value {"value": 7}') for _ in range(6)]
+
+        async def waiting() -> bool:
+            return (await statuses(client))["awaiting_approval"] == 6
+        await eventually(waiting, 60)
+        assert len({cluster.executors_by_run()[i] for i in ids}) == 2
+        for run_id in ids[:3]:
+            await client.call_tool("approve", {"run_id": run_id, "approved": True})
+        for run_id in ids[3:]:
+            await client.call_tool("cancel_run", {"run_id": run_id})
+
+        async def settled() -> bool:
+            counts = await statuses(client)
+            return counts["completed"] == 3 and counts["cancelled"] == 3
+        await eventually(settled, 60)
+    assert cluster.counts.read_text().splitlines().count("set:7") == 3
+
+
+async def test_alerts_taken_while_workers_are_down_run_when_they_return(
+        cluster: Cluster) -> None:
+    cluster.start_front()
+    async with cluster.client() as client, httpx2.AsyncClient() as http:
+        await eventually(lambda: _ready(http, cluster.url), 30)
+        response = await http.post(f"{cluster.url}/webhooks/alertmanager",
+                                   json=notification(), headers={
+                                       "Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200, response.text
+
+        async def queued() -> bool:
+            return (await statuses(client))["queued"] == 1
+        await eventually(queued, 30)
+        cluster.start_worker("w1")
+        await eventually(lambda: _all_completed(client, 1), 60)
+        runs = (await client.call_tool("list_runs", {})).structured_content["result"]
+        assert "42" in runs[0]["answer"]
+
+
+async def _ready(http: httpx2.AsyncClient, url: str) -> bool:
+    response = await http.get(f"{url}/readyz")
+    return response.status_code == 200 and response.json()["database"] == "ok"
+
+
+async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "ORCH_DATABASE_URL": f"postgresql://orch:s3cret-pw@127.0.0.1:{port}/x"}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(tmp_path),
+         "--data-dir", str(tmp_path / "data"), "worker"], env=env, capture_output=True,
+        text=True, timeout=60)
+    assert done.returncode == 2
+    assert "cannot use the database" in done.stderr and "s3cret-pw" not in done.stderr
+    assert "ORCH_DATABASE_URL" in done.stderr
