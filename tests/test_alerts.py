@@ -284,3 +284,77 @@ def test_outcome_is_delivered_to_the_configured_url(
     finally:
         orch.stop()
         receiver.shutdown()
+
+
+@needs_alertmanager
+def test_high_disk_usage_end_to_end(tmp_path: Path, everything_cfg: dict,
+                                    llm: FakeOpenAI) -> None:
+    """The README's example: Alertmanager fires HighDiskUsage → the shipped `disk-full` rule
+    starts the shipped diagnose-remediate workflow → the approval shows the cleanup
+    playbook's dry-run diff → approved over HTTP → old files removed → resolved annotates."""
+    pytest.importorskip("ansible_runner")
+    repo = Path(__file__).resolve().parent.parent
+    logs, target = tmp_path / "logs", tmp_path / "app-logs"
+    logs.mkdir()
+    target.mkdir()
+    (logs / "app.log").write_text("ERROR write failed: No space left on device\n" * 5)
+    for name in ("old.log", "fresh.log"):
+        (target / name).write_text("x" * 4096)
+    month_ago = time.time() - 30 * 86400
+    os.utime(target / "old.log", (month_ago, month_ago))
+
+    orch = Orchestrator(tmp_path, everything_cfg, llm)
+    shutil.copy(repo / "profiles.yaml", orch.config / "profiles.yaml")
+    shutil.copytree(repo / "workflows", orch.config / "workflows")
+    servers = yaml.safe_load((orch.config / "servers.yaml").read_text())
+    servers["agents"] = {"logs": {"roots": [str(logs)]},
+                         "ansible": {"playbooks_dir": str(repo / "playbooks")}}
+    (orch.config / "servers.yaml").write_text(yaml.safe_dump(servers))
+    orch.start()
+    am_port = free_port()
+    am_config = {
+        "route": {"receiver": "orchestrator", "group_by": ["alertname", "instance"],
+                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "orchestrator", "webhook_configs": [{
+            "url": f"{orch.url}/webhooks/alertmanager", "send_resolved": True,
+            "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}}}]}]}
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(am_config))
+    alertmanager = subprocess.Popen(
+        [ALERTMANAGER or "alertmanager", f"--config.file={tmp_path / 'am.yml'}",
+         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
+         "--cluster.listen-address=", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        wait_for_port(am_port)
+        am = f"http://127.0.0.1:{am_port}"
+        labels = ("alertname=HighDiskUsage", "instance=web-1", "mountpoint=/")
+        amtool_add(am, *labels, summary="/ is 93% full", cleanup_dir=str(target),
+                   threshold_percent="0", log_file="app.log")
+        def top_level() -> list[dict[str, Any]]:
+            return [r for r in orch.runs() if r["parent_id"] is None]
+        run = wait_until(top_level, timeout=60)[0]
+        assert run["workflow"] == "diagnose-remediate" and run["source"] == "alertmanager"
+
+        def pending() -> list[dict[str, Any]]:
+            return httpx2.get(f"{orch.url}/approvals", headers=headers, timeout=10).json()
+        approval = wait_until(pending, timeout=120)[0]
+        shown = approval["pending_approval"]["reason"]
+        assert "old.log" in shown and "fresh.log" not in shown
+        assert sorted(p.name for p in target.iterdir()) == ["fresh.log", "old.log"]
+        decided = httpx2.post(f"{orch.url}/approvals/{run['id']}", headers=headers,
+                              json={"approved": True, "reason": "cleanup is safe"}, timeout=30)
+        assert decided.status_code == 200, decided.text
+        wait_until(lambda: _get(orch, run["id"])["status"] == "completed", timeout=120)
+        assert [p.name for p in target.iterdir()] == ["fresh.log"]
+
+        amtool_add(am, *labels, summary="/ is 93% full", cleanup_dir=str(target),
+                   threshold_percent="0", log_file="app.log",
+                   end=datetime.now(UTC) - timedelta(seconds=1))
+        wait_until(lambda: any("resolved" in s["summary"]
+                               for s in _get(orch, run["id"])["steps"]), timeout=60)
+        assert len(top_level()) == 1  # the diagnosis is its child run
+    finally:
+        alertmanager.kill()
+        alertmanager.wait()
+        orch.stop()
