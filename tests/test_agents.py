@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -296,3 +297,25 @@ async def test_code_review_git_diff(code_review: Any, tmp_path: Path) -> None:
     assert diff["files_changed"] == ["deploy.py"] and "+print('safer')" in diff["diff"]
     injected = await call(code_review, "git_diff", base="--output=/tmp/x")
     assert injected.is_error
+
+
+async def test_code_review_of_a_unified_diff(code_review: Any, tmp_path: Path) -> None:
+    repo = _repository(tmp_path)
+    (repo / "deploy.py").write_text(
+        "import subprocess\n"
+        "def restart(name):\n"
+        "    subprocess.run(['systemctl', 'restart', name])\n"
+        "def wipe(path):\n"
+        "    subprocess.run(f'rm -rf {path}', shell=True)\n")
+    diff = ("--- a/deploy.py\n+++ b/deploy.py\n@@ -1,3 +1,5 @@\n import subprocess\n"
+            " def restart(name):\n     subprocess.run(['systemctl', 'restart', name])\n"
+            "+def wipe(path):\n+    subprocess.run(f'rm -rf {path}', shell=True)\n")
+    report = data(await call(code_review, "review_diff", diff=diff, repository="."))
+    at_five = {f["rule"] for f in report["findings"] if f["line"] == 5}
+    assert "shell-injection" in at_five
+    if shutil.which("bandit") or (Path(sys.executable).parent / "bandit").exists():
+        assert any(rule.startswith("bandit:B602") for rule in at_five), report
+        assert "bandit" in report["tool"]
+    assert all(f["path"] == "deploy.py" and f["line"] in (4, 5) for f in report["findings"])
+    not_a_diff = await call(code_review, "review_diff", diff="hello")
+    assert not_a_diff.is_error and "unified diff" in not_a_diff.content[0].text

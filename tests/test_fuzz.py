@@ -117,6 +117,21 @@ TOOL_ARGS: dict[str, Any] = {
                                                  "limit": json_values}),
     "costs": st.fixed_dictionaries({}, optional={"since": json_values,
                                                  "group_by": json_values}),
+    "list_agents": st.just({}),
+    "ask_agent": st.fixed_dictionaries({"agent": json_values, "task": json_values},
+                                       optional={"context": json_values,
+                                                 "wait": st.just(False)}),
+    "search": st.fixed_dictionaries({"query": json_values},
+                                    optional={"collection": json_values, "limit": json_values,
+                                              "mode": json_values, "filters": json_values}),
+    "list_collections": st.just({}),
+    "index_document": st.fixed_dictionaries({"collection": json_values, "id": json_values,
+                                             "text": json_values},
+                                            optional={"metadata": json_values}),
+    "index_folder": st.fixed_dictionaries({"path": json_values},
+                                          optional={"collection": json_values}),
+    "delete_document": st.fixed_dictionaries({"collection": json_values, "id": json_values}),
+    "delete_collection": st.fixed_dictionaries({"name": json_values}),
 }
 
 

@@ -30,6 +30,7 @@ PROFILES = {
                                               "counter_append"]}},
         "short": {"budgets": {"max_steps": 2}},
         "hasty": {"approval": {"timeout_seconds": 1}},
+        "lead": {"servers": ["counter"], "delegates": ["system"]},
     }
 }
 
@@ -467,3 +468,23 @@ async def test_runs_consult_the_runbooks(setup, llm) -> None:
                            '"mode": "fts", "limit": 1}', wait=True)
     assert view["status"] == "completed", view
     assert "disk-full.md" in view["answer"]
+
+
+async def test_an_agent_delegates_to_another_as_a_child_run(setup, llm) -> None:
+    goal = ('CALL delegate_to_agent {"agent": "system", "task": "CALL system_memory {}"}\n'
+            'CALL delegate_to_agent {"agent": "network", "task": "not allowed"}')
+    async with server(setup, llm) as client:
+        view = await start(client, goal, "lead", wait=True)
+        assert view["status"] == "completed", view
+        offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
+        assert "delegate_to_agent" in offered and "system_memory" not in offered
+        record = await until(client, view["run_id"], "completed")
+        child_id = f"{view['run_id']}-d2"
+        child = await until(client, child_id, "completed")
+        assert child["parent_id"] == view["run_id"] and child["profile"] == "system"
+        assert any(s["detail"].get("tool") == "system_memory" for s in child["steps"])
+        told = [m["content"] for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+        assert f"child run {child_id} completed" in told[0] and "total_bytes" in told[0]
+        assert "NOT EXECUTED" in told[1] and "'network' is not one you may delegate to" \
+            in told[1]
+        assert any("delegated to system" in s["summary"] for s in record["steps"])

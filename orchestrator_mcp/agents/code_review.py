@@ -1,6 +1,7 @@
-"""The code review agent: reads code under configured roots, runs linters, flags risky patterns.
-
-It never changes a file: every tool is read-only.
+"""The code review agent: reviews files or a unified diff under configured roots with
+well-kept analyzers (ruff, bandit — whichever is installed) and a table of risky patterns
+ops code tends to carry; an LLM review is `ask_agent("code_review", ...)`, a run whose
+profile sees these tools. It never changes a file: every tool is read-only.
 """
 
 from __future__ import annotations
@@ -138,26 +139,108 @@ def _read(path: Path, max_bytes: int) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+def _line_findings(path: str, number: int, line: str) -> list[Finding]:
+    return [Finding(path=path, line=number, rule=rule, severity=severity, message=message,
+                    excerpt=line.strip()[:200])
+            for rule, severity, message, pattern in _RISKY if pattern.search(line)]
+
+
 def _risky_findings(files: list[Path], max_bytes: int, limit: int) -> LintReport:
     findings: list[Finding] = []
     for path in files:
         if path.stat().st_size > max_bytes:
             continue
         for number, line in enumerate(_read(path, max_bytes).splitlines(), 1):
-            for rule, severity, message, pattern in _RISKY:
-                if pattern.search(line):
-                    findings.append(Finding(path=str(path), line=number, rule=rule,
-                                            severity=severity, message=message,
-                                            excerpt=line.strip()[:200]))
-                    if len(findings) >= limit:
-                        return LintReport(tool="risky-patterns", findings=findings,
-                                          truncated=True)
+            findings += _line_findings(str(path), number, line)
+            if len(findings) >= limit:
+                return LintReport(tool="risky-patterns", findings=findings[:limit],
+                                  truncated=True)
     return LintReport(tool="risky-patterns", findings=findings)
 
 
-def _ruff_binary() -> str | None:
-    beside_python = Path(sys.executable).parent / "ruff"
-    return str(beside_python) if beside_python.exists() else shutil.which("ruff")
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def parse_unified_diff(diff: str) -> dict[str, dict[int, str]]:
+    """path (new side) → {line number: text} of the lines the diff adds."""
+    added: dict[str, dict[int, str]] = {}
+    path: str | None = None
+    number = 0
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            name = line[4:].split("\t")[0].strip()
+            path = None if name == "/dev/null" else name.removeprefix("b/")
+            continue
+        hunk = _HUNK.match(line)
+        if hunk:
+            number = int(hunk[1])
+            continue
+        if path is None or line.startswith(("--- ", "diff ", "index ")):
+            continue
+        if line.startswith("+"):
+            added.setdefault(path, {})[number] = line[1:]
+            number += 1
+        elif line.startswith(" "):
+            number += 1
+    return added
+
+
+def _tool_binary(name: str) -> str | None:
+    beside_python = Path(sys.executable).parent / name
+    return str(beside_python) if beside_python.exists() else shutil.which(name)
+
+
+async def _ruff(paths: list[Path], timeout: float) -> list[Finding]:
+    ruff = _tool_binary("ruff")
+    assert ruff is not None
+    result = await run_command(
+        [ruff, "check", "--no-cache", "--output-format", "json", "--select", "E9,F,B,S",
+         "--", *map(str, paths)], timeout=timeout)
+    if result.timed_out:
+        raise ToolError(f"ruff did not finish within {timeout} s")
+    try:
+        raw = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        raise ToolError(f"ruff failed: {result.stderr.strip()[:500]}") from None
+    return [Finding(path=item["filename"], line=item["location"]["row"],
+                    rule=f"ruff:{item['code'] or 'syntax'}",
+                    severity="high" if (item["code"] or "E9").startswith(("E9", "S"))
+                    else "medium", message=item["message"], excerpt="") for item in raw]
+
+
+async def _bandit(paths: list[Path], timeout: float) -> list[Finding]:
+    bandit = _tool_binary("bandit")
+    assert bandit is not None
+    result = await run_command([bandit, "-q", "-f", "json", "-r", "--", *map(str, paths)],
+                               timeout=timeout)
+    if result.timed_out:
+        raise ToolError(f"bandit did not finish within {timeout} s")
+    try:
+        raw = json.loads(result.stdout or "{}").get("results", [])
+    except json.JSONDecodeError:
+        raise ToolError(f"bandit failed: {result.stderr.strip()[:500]}") from None
+    severity = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
+    return [Finding(path=item["filename"], line=item["line_number"],
+                    rule=f"bandit:{item['test_id']}",
+                    severity=severity.get(item["issue_severity"], "low"),  # type: ignore[arg-type]
+                    message=item["issue_text"], excerpt=item.get("code", "").strip()[:200])
+            for item in raw]
+
+
+async def _analyze(paths: list[Path], settings: CodeReviewAgentSettings) -> LintReport:
+    """ruff and bandit over `paths`, whichever is installed; else the parser's syntax
+    errors."""
+    runs = [(name, run) for name, run in (("ruff", _ruff), ("bandit", _bandit))
+            if _tool_binary(name)]
+    if not runs:
+        reports = [await asyncio.to_thread(_syntax_errors, p, settings.max_file_bytes)
+                   for p in paths]
+        return LintReport(tool="python-parser",
+                          findings=[f for r in reports for f in r.findings])
+    found = await asyncio.gather(*(run(paths, settings.timeout) for _, run in runs))
+    findings = sorted((f for group in found for f in group), key=lambda f: (f.path, f.line))
+    return LintReport(tool="+".join(name for name, _ in runs), findings=findings[:500],
+                      truncated=len(findings) > 500)
 
 
 def build(settings: CodeReviewAgentSettings) -> FastMCP:
@@ -198,27 +281,42 @@ def build(settings: CodeReviewAgentSettings) -> FastMCP:
 
     @mcp.tool(annotations=READ_ONLY)
     async def lint_python(path: str = ".") -> LintReport:
-        """Python lint findings from ruff (errors, bugs, security rules); without ruff, syntax
-        errors from the compiler."""
+        """Python findings from ruff (syntax, bugs, security rules) and bandit (security),
+        whichever is installed; without either, syntax errors from the parser."""
         target = resolve(path)
-        ruff = _ruff_binary()
-        if ruff is None:
-            return await asyncio.to_thread(_syntax_errors, target, settings.max_file_bytes)
-        result = await run_command(
-            [ruff, "check", "--no-cache", "--output-format", "json", "--select", "E9,F,B,S",
-             "--", str(target)], timeout=settings.timeout)
-        if result.timed_out:
-            raise ToolError(f"ruff did not finish within {settings.timeout} s")
-        try:
-            raw = json.loads(result.stdout or "[]")
-        except json.JSONDecodeError:
-            raise ToolError(f"ruff failed: {result.stderr.strip()[:500]}") from None
-        findings = [Finding(path=item["filename"], line=item["location"]["row"],
-                            rule=item["code"] or "syntax",
-                            severity="high" if (item["code"] or "E9").startswith(("E9", "S"))
-                            else "medium",
-                            message=item["message"], excerpt="") for item in raw[:500]]
-        return LintReport(tool="ruff", findings=findings, truncated=len(raw) > 500)
+        return await _analyze([target], settings)
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def review_diff(
+        diff: Annotated[str, Field(min_length=1, max_length=2_000_000,
+                                   description="a unified diff (git diff, diff -u)")],
+        repository: Annotated[str | None, Field(description=(
+            "work tree the diff applies to (under the roots): its changed Python files are "
+            "also run through ruff and bandit"))] = None,
+    ) -> LintReport:
+        """Review a unified diff: risky patterns in the added lines and, with `repository`,
+        analyzer findings on the changed lines. Each finding has file, line and severity."""
+        added = parse_unified_diff(diff)
+        if not added:
+            raise ToolError("no added lines found: is this a unified diff (lines starting "
+                            "with '+++ b/' and '@@')?")
+        findings = [finding for path, lines in added.items()
+                    for number, line in lines.items()
+                    for finding in _line_findings(path, number, line)]
+        tools = ["risky-patterns"]
+        if repository is not None:
+            work_tree = resolve(repository)
+            changed = [work_tree / p for p in added if p.endswith(".py")
+                       and (work_tree / p).is_file()]
+            if changed:
+                report = await _analyze(changed, settings)
+                tools.append(report.tool)
+                for finding in report.findings:
+                    relative = str(Path(finding.path).resolve().relative_to(work_tree))
+                    if finding.line in added.get(relative, {}):
+                        findings.append(finding.model_copy(update={"path": relative}))
+        return LintReport(tool="+".join(tools), findings=findings[:500],
+                          truncated=len(findings) > 500)
 
     @mcp.tool(annotations=READ_ONLY)
     async def git_diff(repository: str = ".", base: GitRef = "HEAD") -> Diff:

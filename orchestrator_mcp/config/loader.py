@@ -232,6 +232,11 @@ def _cross_check(profiles: ProfilesFile, where: str) -> list[str]:
             if profile not in known:
                 problems.append(f"{where}: workflows.{name}.{key}: unknown profile {profile!r} "
                                 f"— fix: use one of {', '.join(sorted(known))}")
+    for name, profile in profiles.profiles.items():
+        for delegate in profile.delegates:
+            if delegate not in known:
+                problems.append(f"{where}: profiles.{name}.delegates: unknown profile "
+                                f"{delegate!r} — fix: use one of {', '.join(sorted(known))}")
     for i, rule in enumerate(profiles.alerts.rules):
         if rule.profile not in known:
             problems.append(f"{where}: alerts.rules[{i}].profile: unknown profile "

@@ -232,6 +232,9 @@ class ProfileConfig(Strict):
     provider: Literal["openai", "ollama", "bedrock", "scripted"] | None = None
     approval: ApprovalRules = Field(default_factory=ApprovalRules)
     budgets: Budgets = Field(default_factory=Budgets)
+    delegates: list[str] = Field(
+        default_factory=list, description="profiles (agents) this one may hand sub-tasks to: "
+        "the model gets a delegate_to_agent tool, and each use is a child run")
 
     @field_validator("servers")
     @classmethod

@@ -35,6 +35,9 @@ DBOS_APP_NAME = "orchestrator-mcp"
 WORKFLOW_VERSION = "runs-3"  # bump when the planner's step sequence changes
 START_TIMEOUT = 60.0
 RUN_QUEUE = "orchestrator_runs"
+# Runs started by other runs (delegations, workflow agent steps) queue apart, so parents
+# waiting for their children can never take every slot the children need.
+CHILD_QUEUE = "orchestrator_child_runs"
 QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
 
 
@@ -165,11 +168,12 @@ class RunEngine:
                 self._launch_dbos()
                 from dbos import DBOS
 
-                await DBOS.register_queue_async(
-                    RUN_QUEUE, worker_concurrency=self.settings.worker_concurrency,
-                    concurrency=(self.settings.global_concurrency
-                                 if self.database.shared else None),
-                    polling_interval_sec=QUEUE_POLL_SECONDS)
+                for queue in (RUN_QUEUE, CHILD_QUEUE):
+                    await DBOS.register_queue_async(
+                        queue, worker_concurrency=self.settings.worker_concurrency,
+                        concurrency=(self.settings.global_concurrency
+                                     if self.database.shared else None),
+                        polling_interval_sec=QUEUE_POLL_SECONDS)
                 if self.database.shared:
                     await asyncio.to_thread(self._beat)
                     self._heartbeat = asyncio.create_task(self._heartbeats(),
@@ -381,7 +385,8 @@ class RunEngine:
     # DBOS calls differ between the executing process (DBOS itself) and the others (a
     # client of the same system database); these three are all the engine needs.
 
-    async def enqueue(self, run_id: str, *, workflow: bool = False) -> None:
+    async def enqueue(self, run_id: str, *, workflow: bool = False, child: bool = False
+                      ) -> None:
         from orchestrator_mcp.runs import planner
         from orchestrator_mcp.workflows import executor
 
@@ -390,7 +395,8 @@ class RunEngine:
         if self._client is not None:
             from dbos import EnqueueOptions
 
-            options: EnqueueOptions = {"queue_name": RUN_QUEUE, "workflow_id": run_id,
+            options: EnqueueOptions = {"queue_name": CHILD_QUEUE if child else RUN_QUEUE,
+                                       "workflow_id": run_id,
                                        "workflow_name": name,
                                        "app_version": WORKFLOW_VERSION}
             await self._client.enqueue_async(options, run_id)
@@ -398,7 +404,7 @@ class RunEngine:
         from dbos import DBOS, SetWorkflowID
 
         with SetWorkflowID(run_id):
-            queue = await DBOS.retrieve_queue_async(RUN_QUEUE)
+            queue = await DBOS.retrieve_queue_async(CHILD_QUEUE if child else RUN_QUEUE)
             await queue.enqueue_async(function, run_id)
 
     async def _send(self, run_id: str, message: Any, topic: str) -> None:

@@ -11,6 +11,7 @@ This module imports DBOS, so only the run engine imports it, after start-up.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ from orchestrator_mcp.runs.store import RunStore
 from orchestrator_mcp.telemetry import metrics, tracing
 
 WORKFLOW_NAME = "orchestrator_run"
+MAX_DELEGATION_DEPTH = 3  # a delegated run may delegate, up to this many levels
+DELEGATE_TOOL = prompts.DELEGATE_TOOL
 
 
 def approval_topic(call_id: str) -> str:
@@ -129,6 +132,8 @@ async def llm_step(
                  input_schema=entry.tool.input_schema)
         for name, entry in sorted(tools.items())
     ]
+    if profile.delegates:
+        specs.append(prompts.delegate_spec(profile.delegates, runtime.profiles))
     provider: LLMProvider = runtime.provider_for(profile)
     started = time.perf_counter()
     try:
@@ -148,6 +153,9 @@ async def llm_step(
     decisions = []
     for call in completion.tool_calls:
         entry = tools.get(call.name)
+        if call.name == prompts.DELEGATE_TOOL and profile.delegates:
+            decisions.append({"allowed": True, "approval": None, "delegate": True})
+            continue
         decisions.append({"allowed": False} if entry is None else {
             "allowed": True, "approval": policy.approval_reason(entry, profile),
             "retry_safe": entry.retry_safe})
@@ -246,6 +254,40 @@ async def tool_step(
     return outcome
 
 
+@DBOS.step(name="delegate_child_run")
+async def delegate_step(run_id: str, n: int, profile_name: str, arguments: dict[str, Any]
+                        ) -> dict[str, Any]:
+    """Check a delegation and record the child run (queued by the workflow itself: DBOS
+    starts workflows only from workflow code, which also makes the child its child)."""
+    runtime = rt()
+    allowed = runtime.profiles[profile_name].delegates
+    agent, task = arguments.get("agent"), arguments.get("task")
+    if agent not in allowed:
+        return {"error": f"agent {agent!r} is not one you may delegate to "
+                         f"({', '.join(allowed)})"}
+    if not isinstance(task, str) or not task.strip():
+        return {"error": "task must be a non-empty string saying what the agent should do"}
+    depth = len(re.findall(r"-d\d+(?=-|$)", run_id))
+    if depth >= MAX_DELEGATION_DEPTH:
+        return {"error": f"delegation is limited to {MAX_DELEGATION_DEPTH} levels; answer "
+                         "with what you know"}
+    child = await runtime.engine.create(task, agent, {"delegated_by": run_id},
+                                        parent_id=run_id, source="delegation",
+                                        run_id=f"{run_id}-d{n}")
+    await _record(run_id, n, "tool", f"delegated to {agent}: child run {child.id}",
+                  tool=DELEGATE_TOOL, child_run=child.id, agent=agent)
+    return {"child_id": child.id}
+
+
+async def _delegate(run_id: str, n: int, profile_name: str, arguments: dict[str, Any]) -> str:
+    started = await delegate_step(run_id, n, profile_name, arguments)
+    if "error" in started:
+        return prompts.not_executed(DELEGATE_TOOL, started["error"])
+    await rt().engine.enqueue(started["child_id"], child=True)
+    result = await DBOS.get_result_async(started["child_id"]) or {}
+    return prompts.delegation_result(started["child_id"], result)
+
+
 @DBOS.step(name="run_finish")
 async def finish_step(
     run_id: str, n: int, status: str, stop: str, answer: str | None, error: str | None,
@@ -335,6 +377,8 @@ async def _one_call(run_id: str, n: int, profile_name: str, call: ToolCall,
         return reply(prompts.not_executed(
             call.name, "no such tool in your catalog; use only the tools you were given"))
     arguments = call.arguments
+    if prepared.get("delegate"):
+        return reply(await _delegate(run_id, n, profile_name, arguments))
     key = f"{n}:{call.id}"  # models may reuse call ids; the position in the run is unique
     if prepared["approval"]:
         now = time.time()

@@ -73,3 +73,30 @@ def fence(tool: str, text: str, *, is_error: bool = False) -> str:
 
 def not_executed(tool: str, why: str) -> str:
     return fence(tool, f"NOT EXECUTED: {why}", is_error=True)
+
+
+DELEGATE_TOOL = "delegate_to_agent"
+
+
+def delegate_spec(agents: list[str], profiles: dict[str, Any]) -> Any:
+    """The tool a profile with `delegates` gets: hand a sub-task to another agent."""
+    from orchestrator_mcp.llm import ToolSpec
+
+    listing = "; ".join(f"{name}: {getattr(profiles.get(name), 'description', '') or name}"
+                        for name in agents)
+    return ToolSpec(
+        name=DELEGATE_TOOL,
+        description="Hand a sub-task to another agent, which works on it with its own tools "
+                    f"and answers (a child run). Agents: {listing}.",
+        input_schema={"type": "object", "properties": {
+            "agent": {"type": "string", "enum": list(agents)},
+            "task": {"type": "string", "description": "what the agent should find out or do, "
+                                                      "with the facts it needs"}},
+            "required": ["agent", "task"]})
+
+
+def delegation_result(child_id: str, result: dict[str, Any]) -> str:
+    status = result.get("status", "unknown")
+    text = result.get("answer") or result.get("error") or "(no answer)"
+    return fence(DELEGATE_TOOL, f"child run {child_id} {status}:\n{text}",
+                 is_error=status != "completed")

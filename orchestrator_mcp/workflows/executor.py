@@ -132,7 +132,7 @@ async def run_step(run_id: str, n: int, workflow: WorkflowDef, step: WorkflowSte
     if step.kind == "agent":
         task = str(render(step.task, scope))
         child_id = await child_step(run_id, step.id, task, profile_name)
-        await planner.rt().engine.enqueue(child_id)
+        await planner.rt().engine.enqueue(child_id, child=True)
         result = await DBOS.get_result_async(child_id)
         ok = isinstance(result, dict) and result.get("status") == RunStatus.COMPLETED.value
         return {"ok": ok, "output": (result or {}).get("answer") or (result or {}).get("error"),
