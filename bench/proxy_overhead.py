@@ -150,8 +150,9 @@ def linked_server_js(work: Path, package: str) -> Path | None:
 
 
 def write_servers_yaml(config_dir: Path, servers: dict[str, list[str]]) -> None:
-    """servers.yaml with passthrough on; `servers` maps name -> [command, *args]."""
-    lines = ["gateway:", "  passthrough: true", "servers:"]
+    """servers.yaml with passthrough on (tool search off, so the built-in agents' tools do
+    not turn the list into search_tools); `servers` maps name -> [command, *args]."""
+    lines = ["gateway:", "  passthrough: true", "  tool_search_threshold: 0", "servers:"]
     for name, (command, *args) in servers.items():
         quoted = ", ".join(f'"{arg}"' for arg in args)
         lines += [f"  {name}:", f"    command: {command}", f"    args: [{quoted}]"]

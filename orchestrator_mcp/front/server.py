@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -91,22 +93,41 @@ def _tool_infos(
     return infos
 
 
-def _auditor(engine: RunEngine) -> Callable[..., None]:
-    """Record a host's catalog call in the audit log without making the host wait."""
-    pending: set[asyncio.Task[None]] = set()
+class HostCallAudit:
+    """Records hosts' catalog calls in the audit log without making them wait: entries are
+    written in batches, one transaction every FLUSH_SECONDS (and when the front stops), so a
+    call costs the host a list append instead of a commit."""
 
-    def record(tool: str, arguments: dict[str, Any], outcome: str, seconds: float) -> None:
-        if engine.audit is None:
+    FLUSH_SECONDS = 0.2
+
+    def __init__(self, engine: RunEngine) -> None:
+        self._engine = engine
+        self._entries: list[dict[str, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def __call__(self, tool: str, arguments: dict[str, Any], outcome: str,
+                 seconds: float) -> None:
+        if self._engine.audit is None:
             return
         principal = current_principal()
         caller = f"http:{principal.name}" if principal is not None else "stdio"
-        task = asyncio.get_running_loop().create_task(asyncio.to_thread(
-            engine.audit.record, kind="tool_call", caller=caller, tool=tool,
-            arguments=arguments, outcome=outcome, seconds=seconds))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        self._entries.append(dict(kind="tool_call", caller=caller, tool=tool,
+                                  arguments=arguments, outcome=outcome, seconds=seconds,
+                                  at=time.time()))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
-    return record
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        entries, self._entries = self._entries, []
+        if entries:
+            try:
+                await asyncio.to_thread(self._engine.audit.record_many, entries)
+            except Exception:  # noqa: BLE001 - the audit must not take the front down
+                logging.getLogger(__name__).exception("audit entries could not be written")
 
 
 def build_front(
@@ -126,7 +147,11 @@ def build_front(
     async def front_lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
         if lifespan is not None:
             async with lifespan():
-                yield {}
+                try:
+                    yield {}
+                finally:
+                    if audit is not None:  # before the engine (and its database) stops
+                        await audit.flush()
             return
         gateway.start()
         try:
@@ -145,7 +170,8 @@ def build_front(
                                                 http.rate_limit_burst)] if http else [],
     )
     notifier.install(mcp)
-    host_calls = HostCalls(gateway, _auditor(engine) if engine is not None else None)
+    audit = HostCallAudit(engine) if engine is not None else None
+    host_calls = HostCalls(gateway, audit)
 
     pending: set[asyncio.Task[None]] = set()
 

@@ -33,13 +33,22 @@ class AuditLog:
 
     def record(self, *, kind: str, caller: str, outcome: str, run_id: str | None = None,
                tool: str | None = None, arguments: Any = None,
-               seconds: float | None = None) -> None:
+               seconds: float | None = None, at: float | None = None) -> None:
+        self.record_many([dict(kind=kind, caller=caller, outcome=outcome, run_id=run_id,
+                               tool=tool, arguments=arguments, seconds=seconds, at=at)])
+
+    def record_many(self, entries: list[dict[str, Any]]) -> None:
+        """Several entries (keyword sets of `record`) in one transaction."""
+        rows = [dict(
+            at=e.get("at") or time.time(), kind=e["kind"], run_id=e.get("run_id"),
+            caller=e["caller"][:128], tool=e.get("tool"),
+            arguments=json.dumps(redact(e["arguments"]), default=str)[:20_000]
+            if e.get("arguments") is not None else None,
+            outcome=e["outcome"],
+            duration_ms=round(e["seconds"] * 1000, 3) if e.get("seconds") else None)
+            for e in entries]
         with self.engine.begin() as db:
-            db.execute(audit_log.insert().values(
-                at=time.time(), kind=kind, run_id=run_id, caller=caller[:128], tool=tool,
-                arguments=json.dumps(redact(arguments), default=str)[:20_000]
-                if arguments is not None else None,
-                outcome=outcome, duration_ms=round(seconds * 1000, 3) if seconds else None))
+            db.execute(audit_log.insert(), rows)
 
     def query(self, *, run_id: str | None = None, tool: str | None = None,
               kind: str | None = None, since: float | None = None,
