@@ -490,3 +490,47 @@ def test_cli_index_then_search_prints_a_table(tmp_path: Path) -> None:
     assert cli("search", "qwertyuiopzxcv").returncode == 1
     wrong = cli("search", "disk", "--mode", "vector")
     assert wrong.returncode == 2 and "has no vectors" in wrong.stderr
+
+
+async def test_vector_index_is_built_on_large_tables_and_retrained_on_growth(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator_mcp.knowledge import tables
+    from orchestrator_mcp.knowledge.models import EmbedderInfo
+
+    class Words:  # bag-of-words vectors: no model needed
+        info = EmbedderInfo(provider="openai", model="words", dimension=32)
+
+        async def embed(self, texts: list[str]) -> list[list[float]]:
+            return [_bag_of_words(t) for t in texts]
+
+    monkeypatch.setattr(tables, "ANN_MIN_ROWS", 300)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+
+    def add(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            (docs / f"d{n:04d}.md").write_text(
+                f"# Doc {n}\n\nalpha{n} disk volume\n\n## More\n\nbeta{n} memory swap\n")
+
+    kb = make_kb(tmp_path, embedder=Words())
+    add(0, 100)
+    await kb.index_folder("docs")  # 200 rows: below the threshold, flat scan
+    table = tables.connect(str(tmp_path / "knowledge")).open_table("runbooks")
+    assert tables.ann_index(table) is None
+    add(100, 60)
+    await kb.index_folder("docs")  # 320 rows: trained
+    assert tables.ann_index(table) == ("vector_ann_320", 320)
+    add(160, 100)
+    await kb.index_folder("docs")  # 520 rows: folded in, not retrained
+    assert tables.ann_index(table) == ("vector_ann_320", 320)
+    assert table.index_stats("vector_ann_320").num_unindexed_rows == 0
+    add(260, 80)
+    await kb.index_folder("docs")  # 680 rows >= 2 x 320: retrained, old index dropped
+    assert tables.ann_index(table) == ("vector_ann_680", 680)
+    assert [i.name for i in table.list_indices()].count("vector_ann_680") == 1
+    assert len([i for i in table.list_indices() if i.name.startswith("vector_ann_")]) == 1
+    indexed = [h.text for h in await kb.search("beta333 memory swap", limit=10,
+                                                   mode="vector")]
+    table.drop_index("vector_ann_680")  # the same search on a flat scan: same results
+    assert [h.text for h in await kb.search("beta333 memory swap", limit=10,
+                                            mode="vector")] == indexed
