@@ -20,6 +20,7 @@ from fastmcp import Client
 
 from orchestrator_mcp.agents import build_enabled_agents
 from orchestrator_mcp.config.agents import AgentsSettings
+from tests.mcp_calls import call, data
 
 
 @pytest.fixture
@@ -34,15 +35,6 @@ def without_binaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(empty))
 
 
-async def call(server: Any, tool: str, **arguments: Any) -> Any:
-    async with Client(server) as client:
-        return await client.call_tool_mcp(tool, arguments)
-
-
-def data(result: Any) -> Any:
-    assert not result.is_error, result.content
-    content = result.structured_content
-    return content["result"] if set(content) == {"result"} else content
 
 
 # Every other built-in tool is read-only; these change the host, so approvals gate them.

@@ -21,24 +21,12 @@ from fastmcp import Client, FastMCP
 
 from orchestrator_mcp.agents import infrastructure, logs
 from orchestrator_mcp.config.agents import InfrastructureAgentSettings, LogsAgentSettings
+from tests.mcp_calls import call, data, error
 
 DESTRUCTIVE = {"systemd_start", "systemd_stop", "systemd_restart"}
 
 
-async def call(server: FastMCP, tool: str, **arguments: Any) -> Any:
-    async with Client(server) as client:
-        return await client.call_tool_mcp(tool, arguments)
 
-
-def data(result: Any) -> Any:
-    assert not result.is_error, result.content
-    content = result.structured_content
-    return content["result"] if set(content) == {"result"} else content
-
-
-def error(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return result.content[0].text
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from orchestrator_mcp.agents import ansible as ansible_agent
 from orchestrator_mcp.agents import osquery as osquery_agent
 from orchestrator_mcp.agents.osquery import PRESETS, validate_select
 from orchestrator_mcp.config.agents import AnsibleAgentSettings, OsqueryAgentSettings
+from tests.mcp_calls import data, error
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOKS = REPO / "playbooks"
@@ -32,15 +33,6 @@ async def call(server: Any, tool: str, progress: list | None = None, **arguments
             tool, arguments, progress_handler=on_progress if progress is not None else None)
 
 
-def data(result: Any) -> Any:
-    assert not result.is_error, result.content
-    content = result.structured_content
-    return content["result"] if set(content) == {"result"} else content
-
-
-def error(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return result.content[0].text
 
 
 async def annotations(server: Any) -> dict[str, Any]:

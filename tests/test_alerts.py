@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,14 +99,15 @@ def orchestrator(tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI) -> Itera
     orch.stop()
 
 
-@pytest.fixture
-def alertmanager(tmp_path: Path, orchestrator: Orchestrator) -> Iterator[str]:
+@contextmanager
+def running_alertmanager(tmp_path: Path, orchestrator_url: str) -> Iterator[str]:
+    """A real Alertmanager on loopback whose receiver posts to the sidecar with the token."""
     port = free_port()
     config = {
         "route": {"receiver": "orchestrator", "group_by": ["alertname", "instance"],
                   "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
         "receivers": [{"name": "orchestrator", "webhook_configs": [{
-            "url": f"{orchestrator.url}/webhooks/alertmanager", "send_resolved": True,
+            "url": f"{orchestrator_url}/webhooks/alertmanager", "send_resolved": True,
             "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}}}]}],
     }
     (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
@@ -120,6 +122,12 @@ def alertmanager(tmp_path: Path, orchestrator: Orchestrator) -> Iterator[str]:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, orchestrator: Orchestrator) -> Iterator[str]:
+    with running_alertmanager(tmp_path, orchestrator.url) as url:
+        yield url
 
 
 def amtool_add(url: str, *labels: str, end: datetime | None = None, **annotations: str) -> None:
@@ -311,50 +319,39 @@ def test_high_disk_usage_end_to_end(tmp_path: Path, everything_cfg: dict,
                          "ansible": {"playbooks_dir": str(repo / "playbooks")}}
     (orch.config / "servers.yaml").write_text(yaml.safe_dump(servers))
     orch.start()
-    am_port = free_port()
-    am_config = {
-        "route": {"receiver": "orchestrator", "group_by": ["alertname", "instance"],
-                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "orchestrator", "webhook_configs": [{
-            "url": f"{orch.url}/webhooks/alertmanager", "send_resolved": True,
-            "http_config": {"authorization": {"type": "Bearer", "credentials": TOKEN}}}]}]}
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(am_config))
-    alertmanager = subprocess.Popen(
-        [ALERTMANAGER or "alertmanager", f"--config.file={tmp_path / 'am.yml'}",
-         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
-         "--cluster.listen-address=", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     try:
-        wait_for_port(am_port)
-        am = f"http://127.0.0.1:{am_port}"
-        labels = ("alertname=HighDiskUsage", "instance=web-1", "mountpoint=/")
-        amtool_add(am, *labels, summary="/ is 93% full", cleanup_dir=str(target),
-                   threshold_percent="0", log_file="app.log")
-        def top_level() -> list[dict[str, Any]]:
-            return [r for r in orch.runs() if r["parent_id"] is None]
-        run = wait_until(top_level, timeout=60)[0]
-        assert run["workflow"] == "diagnose-remediate" and run["source"] == "alertmanager"
-
-        def pending() -> list[dict[str, Any]]:
-            return httpx2.get(f"{orch.url}/approvals", headers=headers, timeout=10).json()
-        approval = wait_until(pending, timeout=120)[0]
-        shown = approval["pending_approval"]["reason"]
-        assert "old.log" in shown and "fresh.log" not in shown
-        assert sorted(p.name for p in target.iterdir()) == ["fresh.log", "old.log"]
-        decided = httpx2.post(f"{orch.url}/approvals/{run['id']}", headers=headers,
-                              json={"approved": True, "reason": "cleanup is safe"}, timeout=30)
-        assert decided.status_code == 200, decided.text
-        wait_until(lambda: _get(orch, run["id"])["status"] == "completed", timeout=120)
-        assert [p.name for p in target.iterdir()] == ["fresh.log"]
-
-        amtool_add(am, *labels, summary="/ is 93% full", cleanup_dir=str(target),
-                   threshold_percent="0", log_file="app.log",
-                   end=datetime.now(UTC) - timedelta(seconds=1))
-        wait_until(lambda: any("resolved" in s["summary"]
-                               for s in _get(orch, run["id"])["steps"]), timeout=60)
-        assert len(top_level()) == 1  # the diagnosis is its child run
+        with running_alertmanager(tmp_path, orch.url) as am:
+            _high_disk_usage_flow(orch, am, target, headers)
     finally:
-        alertmanager.kill()
-        alertmanager.wait()
         orch.stop()
+
+
+def _high_disk_usage_flow(orch: Orchestrator, am: str, target: Path,
+                          headers: dict[str, str]) -> None:
+    labels = ("alertname=HighDiskUsage", "instance=web-1", "mountpoint=/")
+    amtool_add(am, *labels, summary="/ is 93% full", cleanup_dir=str(target),
+               threshold_percent="0", log_file="app.log")
+    def top_level() -> list[dict[str, Any]]:
+        return [r for r in orch.runs() if r["parent_id"] is None]
+    run = wait_until(top_level, timeout=60)[0]
+    assert run["workflow"] == "diagnose-remediate" and run["source"] == "alertmanager"
+
+    def pending() -> list[dict[str, Any]]:
+        return httpx2.get(f"{orch.url}/approvals", headers=headers, timeout=10).json()
+    approval = wait_until(pending, timeout=120)[0]
+    shown = approval["pending_approval"]["reason"]
+    assert "old.log" in shown and "fresh.log" not in shown
+    assert sorted(p.name for p in target.iterdir()) == ["fresh.log", "old.log"]
+    decided = httpx2.post(f"{orch.url}/approvals/{run['id']}", headers=headers,
+                          json={"approved": True, "reason": "cleanup is safe"}, timeout=30)
+    assert decided.status_code == 200, decided.text
+    wait_until(lambda: _get(orch, run["id"])["status"] == "completed", timeout=120)
+    assert [p.name for p in target.iterdir()] == ["fresh.log"]
+
+    amtool_add(am, *labels, summary="/ is 93% full", cleanup_dir=str(target),
+               threshold_percent="0", log_file="app.log",
+               end=datetime.now(UTC) - timedelta(seconds=1))
+    wait_until(lambda: any("resolved" in s["summary"]
+                           for s in _get(orch, run["id"])["steps"]), timeout=60)
+    assert len(top_level()) == 1  # the diagnosis is its child run

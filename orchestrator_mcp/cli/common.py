@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from orchestrator_mcp.config import Config, ConfigError, find_config_dir, load_config
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
 
 
-def port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is outside 1-65535")
-    return value
+def int_between(low: int, high: int, what: str) -> Any:
+    """An argparse type: an integer from `low` to `high`, named `what` in errors."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} {value} is outside {low}-{high}")
+        return value
+    return parse
+
+
+port = int_between(1, 65535, "port")
 
 
 def positive(text: str) -> float:

@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from orchestrator_mcp.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_UNHEALTHY, load, table
+from orchestrator_mcp.cli.common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_UNHEALTHY,
+    int_between,
+    load,
+    table,
+)
 from orchestrator_mcp.config import resolve_data_dir
 
 
@@ -42,19 +49,10 @@ def add_parsers(commands: Any) -> None:
     search.add_argument("--collection", help="collection name (default: "
                         "knowledge.default_collection)")
     search.add_argument("--mode", choices=["auto", "fts", "vector", "hybrid"], default="auto")
-    search.add_argument("--limit", type=_limit, default=5, help="hits to show (1-100, 5)")
+    search.add_argument("--limit", type=int_between(1, 100, "limit"), default=5,
+                        help="hits to show (1-100, 5)")
     search.add_argument("--json", action="store_true", help="print the hits as JSON")
     search.set_defaults(func=search_command)
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError("must be 1-100")
-    return value
 
 
 def _knowledge_base(args: argparse.Namespace) -> Any:
