@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,4 +134,5 @@ def build_application(
 
 
 def http_token(config: Config) -> str | None:
-    return os.environ.get("ORCH_HTTP_TOKEN") or config.servers.http.token
+    """The all-scopes HTTP token (ORCH_HTTP_TOKEN, applied by the loader, or http.token)."""
+    return config.servers.http.token

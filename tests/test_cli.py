@@ -93,3 +93,15 @@ def test_check_reports_workflow_tools_missing_from_the_catalog(
     assert result.returncode == 1
     assert "workflow w, step b: tool 'everything_nope' is not in the catalog" in result.stdout
     assert "step a" not in result.stdout
+
+
+def test_global_options_after_the_command(tmp_path: Path, everything_cfg: dict) -> None:
+    """`orchestrator-mcp check --config-dir X` is what people type."""
+    config = write_config(tmp_path / "c", {"everything": everything_cfg})
+    result = cli("check", "--config-dir", str(config), "--data-dir", str(tmp_path / "d"),
+                 "--log-level", "warning", "--timeout", "20", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"config: {config / 'servers.yaml'}" in result.stdout
+    assert (tmp_path / "d" / "logs").is_dir()
+    nested = cli("workflow", "list", "--config-dir", str(config), cwd=tmp_path)
+    assert nested.returncode == 0, nested.stderr

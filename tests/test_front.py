@@ -281,7 +281,7 @@ async def test_token_scopes(tmp_path: Path, everything_cfg: dict) -> None:
             allowed = await http.post(f"{base}/approvals/run_x",
                                       headers={"Authorization": f"Bearer {approver}"},
                                       json={"approved": True})
-            assert allowed.status_code == 409  # authorised; there is no such run
+            assert allowed.status_code == 404  # authorised; there is no such run
             assert "no run 'run_x'" in allowed.json()["detail"]
     finally:
         proc.terminate()

@@ -129,16 +129,32 @@ async def test_sigkilled_server_non_idempotent_call_is_not_repeated(
     count_file = Path(counter_stdio_cfg["args"][2])
     gateway = await gateway_factory({"counter": _cfg(counter_stdio_cfg)})
     assert _text(await gateway.call_tool("counter_bump", {})) == "1"
+    # Killed while a non-idempotent call is in flight: the call is in doubt, not repeated.
+    call = asyncio.ensure_future(gateway.call_tool("counter_slow_write", {"seconds": 5}))
+    await asyncio.sleep(0.5)
     assert _kill_children("counter_server.py") == 1
-    await asyncio.sleep(0.2)
     with pytest.raises(ServerUnavailable) as caught:
-        await gateway.call_tool("counter_bump", {})
+        await call
     message = str(caught.value)
-    assert "server 'counter' lost the connection during 'bump'" in message
+    assert "server 'counter' lost the connection during 'slow_write'" in message
     assert "not retried" in message
-    assert count_file.read_text().splitlines().count("bump") == 1
+    assert count_file.read_text().splitlines().count("slow_write") <= 1
     # The next call finds a new session (reconnect was asked for at once, no backoff wait).
     assert _text(await gateway.call_tool("counter_bump", {})) == "2"
+
+
+async def test_a_call_after_a_server_died_runs_once_on_a_new_session(
+    gateway_factory, counter_stdio_cfg: dict
+) -> None:
+    """The death was seen before the call: nothing is in doubt, the call just runs."""
+    count_file = Path(counter_stdio_cfg["args"][2])
+    gateway = await gateway_factory({"counter": _cfg(counter_stdio_cfg)})
+    assert _text(await gateway.call_tool("counter_bump", {})) == "1"
+    assert _kill_children("counter_server.py") == 1
+    await asyncio.sleep(0.6)
+    assert gateway.connections["counter"].status is ServerStatus.UNHEALTHY
+    assert _text(await gateway.call_tool("counter_bump", {})) == "2"
+    assert count_file.read_text().splitlines().count("bump") == 2
 
 
 async def test_http_server_restart_session_not_found_is_reinitialized(
@@ -222,3 +238,46 @@ async def test_in_process_server_is_mounted_beside_the_others(
         assert health["net"].transport == "in-process" and health["net"].status is ServerStatus.UP
     finally:
         await gateway.stop()
+
+
+async def test_a_call_right_after_start_waits_for_a_connecting_server(
+    tmp_path: Path, everything_cfg: dict
+) -> None:
+    """A host's first call_tool must not fail with "server 'everything' is connecting"."""
+    gateway = Gateway({"everything": _cfg(everything_cfg)}, GatewaySettings(), log_dir=tmp_path)
+    gateway.start()
+    try:
+        assert gateway.connections["everything"].status is ServerStatus.CONNECTING
+        result = await gateway.call_tool("everything_echo", {"message": "early"})
+        assert _text(result) == "Echo: early"
+    finally:
+        await gateway.stop()
+
+
+async def test_a_connecting_server_that_fails_gives_its_reason(tmp_path: Path) -> None:
+    gateway = Gateway({"ghost": _cfg({"command": "/no/such/server"})}, GatewaySettings(),
+                      log_dir=tmp_path)
+    gateway.start()
+    try:
+        with pytest.raises(UnknownTool, match="server 'ghost' is unhealthy"):
+            await gateway.call_tool("ghost_anything", {})
+    finally:
+        await gateway.stop()
+
+
+async def test_a_dead_stdio_server_is_unhealthy_at_once(gateway_factory, everything_cfg: dict
+                                                        ) -> None:
+    gateway = await gateway_factory({"everything": _cfg(everything_cfg)})
+    connection = gateway.connections["everything"]
+    assert connection.status is ServerStatus.UP
+    assert _kill_children("server-everything") == 1
+    started = asyncio.get_running_loop().time()
+    while connection.status is ServerStatus.UP:
+        await asyncio.sleep(0.02)
+        assert asyncio.get_running_loop().time() - started < 5, "still reported up"
+    assert connection.last_error == "server process exited"
+    assert "everything_echo" not in gateway.catalog.tools
+    # and it comes back by itself
+    async with asyncio.timeout(20):
+        while connection.status is not ServerStatus.UP:
+            await asyncio.sleep(0.05)

@@ -73,7 +73,10 @@ class AlertService:
                  http_token: str | None) -> None:
         self.settings = settings
         self.engine = engine
-        self._tokens = [t for t in (settings.token, http_token) if t]
+        from orchestrator_mcp.auth import Principal, TokenTable
+
+        webhook = Principal("alertmanager", frozenset({"alerts"}))
+        self._tokens = TokenTable((t, webhook) for t in (settings.token, http_token) if t)
         self.store: Any = None  # AlertStore, opened by start()
         # (receipt, the notification if this process parsed it, else None: reload it)
         self._queue: asyncio.Queue[tuple[str, Notification | None]] = asyncio.Queue()
@@ -83,8 +86,7 @@ class AlertService:
     # ---- receipt (the HTTP handler's part) ------------------------------------------
 
     def authenticate(self, authorization: str | None, body: bytes, signature: str | None) -> None:
-        given = (authorization or "").encode()
-        if not any(hmac.compare_digest(given, f"Bearer {t}".encode()) for t in self._tokens):
+        if self._tokens.principal(authorization) is None:
             raise Rejection(401, "unauthorized", "missing or invalid bearer token; set "
                             "http_config.authorization.credentials in Alertmanager's receiver "
                             "to alerts.token (profiles.yaml) or ORCH_HTTP_TOKEN")
@@ -101,6 +103,16 @@ class AlertService:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise Rejection(400, "invalid_json", f"body is not JSON: {exc}") from None
+        except RecursionError:
+            raise Rejection(400, "invalid_json", "body is nested too deeply to be an "
+                            "Alertmanager notification") from None
+        try:  # JSON may escape a lone surrogate that no store can keep: refuse it now
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise Rejection(400, "invalid_json", "body holds an invalid \\u escape (a lone "
+                            "UTF-16 surrogate); send valid Unicode") from None
+        except RecursionError:
+            raise Rejection(400, "invalid_json", "body is nested too deeply") from None
         try:
             return Notification.model_validate(data)
         except ValidationError as exc:

@@ -16,31 +16,54 @@ from orchestrator_mcp.cli import knowledge, runs, serve  # noqa: E402
 from orchestrator_mcp.cli.common import EXIT_CONFIG  # noqa: E402
 
 
+def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--config-dir, --data-dir, --log-level: on the main parser with their defaults, and on
+    every command without (SUPPRESS), so `orchestrator-mcp serve --config-dir X` works too
+    and only overrides what it names."""
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config-dir", type=Path, metavar="DIR",
+        default=default(None),
+        help="folder with servers.yaml and profiles.yaml (default: the current directory "
+        "if it has one of them, else the per-user config dir)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, metavar="DIR", default=default(None),
+        help="where logs and state are kept (default: $ORCH_DATA_DIR, else the per-user "
+        "data dir)",
+    )
+    parser.add_argument(
+        "--log-level", default=default(os.environ.get("ORCH_LOG_LEVEL", "INFO")),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+        help="log level for stderr and the log file (default: INFO or $ORCH_LOG_LEVEL)",
+    )
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every (sub)command's parser under `parser`, nested ones included."""
+    found = []
+    for action in parser._actions:  # argparse has no public walk over subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found += [sub, *_command_parsers(sub)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator-mcp",
         description="An MCP server that orchestrates downstream MCP servers.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--config-dir", type=Path, metavar="DIR",
-        help="folder with servers.yaml and profiles.yaml (default: the current directory "
-        "if it has one of them, else the per-user config dir)",
-    )
-    parser.add_argument(
-        "--data-dir", type=Path, metavar="DIR",
-        help="where logs and state are kept (default: $ORCH_DATA_DIR, else the per-user "
-        "data dir)",
-    )
-    parser.add_argument(
-        "--log-level", default=os.environ.get("ORCH_LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
-        help="log level for stderr and the log file (default: INFO or $ORCH_LOG_LEVEL)",
-    )
+    add_global_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve.add_parsers(commands)
     runs.add_parsers(commands)
     knowledge.add_parsers(commands)
+    for command in _command_parsers(parser):
+        add_global_options(command, defaults=False)
     return parser
 
 

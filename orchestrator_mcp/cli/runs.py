@@ -204,13 +204,16 @@ async def _follow(engine: Any, record: RunRecord) -> int:
     """Print steps as they happen; ask approvals on the terminal; the run's outcome."""
     if not engine.executor:
         print("  (executed by the server that holds this data dir)")
-    shown = 0
+    # By step number, not position: parallel workflow branches record steps out of order,
+    # so a step may appear before ones already printed.
+    shown: set[int] = set()
     asked: str | None = None
     while True:
         record = await engine.get(record.id)
-        for step in record.steps[shown:]:
-            _print_step(step)
-        shown = len(record.steps)
+        for step in record.steps:
+            if step.n not in shown:
+                shown.add(step.n)
+                _print_step(step)
         if record.status.finished:
             break
         pending = record.pending_approval

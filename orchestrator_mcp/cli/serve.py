@@ -26,8 +26,9 @@ def add_parsers(commands: Any) -> None:
         "serve", help="run the MCP server (stdio unless --http)",
         description="Run the MCP server. By default it speaks MCP over stdio, as hosts such "
         "as Claude Desktop expect. With --http it serves Streamable HTTP at /mcp plus "
-        "/healthz, /readyz and /metrics, and requires a bearer token (ORCH_HTTP_TOKEN or "
-        "servers.yaml http.token) unless --no-auth is given on a loopback host.",
+        "/healthz, /readyz and /metrics, and requires a bearer token (ORCH_HTTP_TOKEN, "
+        "servers.yaml http.token or http.tokens; an empty value counts as none) unless "
+        "--no-auth is given on a loopback host.",
     )
     serve_parser.add_argument("--http", action="store_true",
                               help="serve Streamable HTTP, not stdio")
@@ -36,7 +37,8 @@ def add_parsers(commands: Any) -> None:
     serve_parser.add_argument("--port", type=port, default=8765, help="HTTP port (8765)")
     serve_parser.add_argument(
         "--no-auth", action="store_true",
-        help="serve HTTP without a token; refused unless --host is a loopback address",
+        help="serve HTTP without a token (configured tokens are ignored); refused unless "
+        "--host is a loopback address",
     )
     serve_parser.add_argument(
         "--no-execute", action="store_true",
@@ -64,21 +66,29 @@ def add_parsers(commands: Any) -> None:
     check_parser.set_defaults(func=check)
 
 
+NO_TOKEN = ("HTTP needs a bearer token and none is set (ORCH_HTTP_TOKEN and servers.yaml "
+            "http.token are unset or empty, and http.tokens lists none). Fix: export "
+            "ORCH_HTTP_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
+            "and send it as 'Authorization: Bearer <token>'; or, to try it on this machine "
+            "only, pass --no-auth with a loopback --host (127.0.0.1)")
+
+
 def serve(args: argparse.Namespace) -> int:
     config = load(args)
-    from orchestrator_mcp.app import http_token
+    from orchestrator_mcp.auth import TokenTable
+    from orchestrator_mcp.sidecar import is_loopback
 
-    token = http_token(config) if args.http else None
-    if args.http and token is None and not config.servers.http.tokens:
-        from orchestrator_mcp.sidecar import is_loopback
-
-        if not args.no_auth:
-            print("HTTP needs a bearer token: set ORCH_HTTP_TOKEN (or http.token in "
-                  "servers.yaml), or pass --no-auth with a loopback --host", file=sys.stderr)
-            return EXIT_CONFIG
-        if not is_loopback(args.host):
-            print(f"--no-auth is only allowed on a loopback host, not {args.host!r}; "
-                  "set ORCH_HTTP_TOKEN instead", file=sys.stderr)
+    tokens: TokenTable | None = None
+    if args.http:
+        tokens = TokenTable.from_settings(config.servers.http)
+        if args.no_auth:
+            if not is_loopback(args.host):
+                print(f"--no-auth is only allowed on a loopback host, not {args.host!r}; "
+                      "set ORCH_HTTP_TOKEN instead", file=sys.stderr)
+                return EXIT_CONFIG
+            tokens = None
+        elif not tokens:
+            print(NO_TOKEN, file=sys.stderr)
             return EXIT_CONFIG
 
     from orchestrator_mcp.app import build_application
@@ -94,11 +104,10 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from orchestrator_mcp.sidecar import build_app, token_table
+    from orchestrator_mcp.sidecar import build_app
 
-    app = build_app(application.front, application.gateway,
-                    token_table(config.servers.http, token), application.engine,
-                    application.alerts, config.servers.http.max_request_bytes)
+    app = build_app(application.front, application.gateway, tokens, config.servers.http,
+                    application.engine, application.alerts)
     # log_config=None: uvicorn's loggers go through our handlers (and their redaction).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                 access_log=False, log_config=None)

@@ -1,9 +1,37 @@
-"""The base of every configuration model."""
+"""The base of every configuration model, and the token type every bearer secret uses."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+MIN_TOKEN_LENGTH = 16
+TOKEN_HINT = "generate one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
 
 
 class Strict(BaseModel):
     """Unknown keys are errors, so a typo is reported instead of silently ignored."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def blank_to_none(value: object) -> object:
+    """`${VAR:-}` with VAR unset gives ''; an empty or blank secret is no secret at all."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def check_token(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value != value.strip() or any(c.isspace() for c in value):
+        raise ValueError("a token may not contain spaces or line breaks")
+    if len(value) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"a token needs at least {MIN_TOKEN_LENGTH} characters; {TOKEN_HINT}")
+    return value
+
+
+# A bearer token: unset, empty or blank means "no token"; otherwise 16+ characters.
+OptionalToken = Annotated[str | None, BeforeValidator(blank_to_none), AfterValidator(check_token)]
+# A secret where blank means unset, with no length rule (e.g. an HMAC key).
+OptionalSecret = Annotated[str | None, BeforeValidator(blank_to_none)]

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator_mcp.config.agents import builtin_agent_profiles
+from orchestrator_mcp.config.base import check_token
 from orchestrator_mcp.config.models import ProfileConfig, ProfilesFile, ServersFile
 
 SERVERS_FILE = "servers.yaml"
@@ -187,6 +188,7 @@ def load_config(config_dir: Path | None) -> Config:
     if config_dir is not None:
         problems += _load_workflow_folder(config_dir / WORKFLOWS_DIR, profiles)
     _add_agent_profiles(servers, profiles)
+    problems += _http_token_from_environment(servers)
     if not problems:
         problems += _cross_check(profiles, str(profiles_path or PROFILES_FILE))
     if problems:
@@ -194,6 +196,19 @@ def load_config(config_dir: Path | None) -> Config:
     if config_dir is not None:
         _anchor_stdio_servers(servers, config_dir)
     return Config(servers, profiles, config_dir, servers_path, profiles_path)
+
+
+def _http_token_from_environment(servers: ServersFile) -> list[str]:
+    """ORCH_HTTP_TOKEN wins over `http.token`; set but empty or blank counts as unset."""
+    value = os.environ.get("ORCH_HTTP_TOKEN")
+    if value is None or not value.strip():
+        return []
+    try:
+        check_token(value)
+    except ValueError as exc:
+        return [f"environment variable ORCH_HTTP_TOKEN: {exc}"]
+    servers.http.token = value
+    return []
 
 
 def _add_agent_profiles(servers: ServersFile, profiles: ProfilesFile) -> None:

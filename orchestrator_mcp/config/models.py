@@ -12,7 +12,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator_mcp.config.agents import AgentsSettings
-from orchestrator_mcp.config.base import Strict
+from orchestrator_mcp.config.base import (
+    TOKEN_HINT,
+    OptionalSecret,
+    OptionalToken,
+    Strict,
+    check_token,
+)
 from orchestrator_mcp.config.knowledge import KnowledgeSettings
 from orchestrator_mcp.config.llm import LLMSettings
 from orchestrator_mcp.config.workflows import WorkflowDef
@@ -125,13 +131,22 @@ ALL_SCOPES: tuple[Scope, ...] = ("read", "run", "approve", "admin")
 
 class HttpToken(Strict):
     name: Name
-    token: str = Field(min_length=16, description="at least 16 characters")
+    token: str = Field(description="at least 16 characters, no spaces")
     scopes: list[Scope] = Field(min_length=1)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, token: str) -> str:
+        if not token.strip():  # e.g. ${VAR:-} with VAR unset
+            raise ValueError(f"the token is empty; {TOKEN_HINT}")
+        check_token(token)
+        return token
 
 
 class HttpSettings(Strict):
-    token: str | None = Field(
-        default=None, description="Bearer token with every scope (ORCH_HTTP_TOKEN wins).")
+    token: OptionalToken = Field(
+        default=None, description="Bearer token with every scope (ORCH_HTTP_TOKEN wins); "
+        "empty or blank means none.")
     tokens: list[HttpToken] = Field(
         default_factory=list, description="More tokens, each with its own scopes.")
     rate_limit_per_second: float = Field(
@@ -139,6 +154,12 @@ class HttpSettings(Strict):
     rate_limit_burst: int = Field(default=40, ge=1, le=1_000_000)
     max_request_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=256 * 1_048_576,
                                    description="largest request body on /mcp and /approvals")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host header names accepted besides the loopback "
+        "names on a loopback bind (DNS-rebinding guard); globs like '*.example.com'")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="browser origins accepted besides loopback ones, "
+        "e.g. 'https://console.example.com'")
 
     @field_validator("tokens")
     @classmethod
@@ -290,10 +311,10 @@ class AlertRule(Strict):
 
 
 class AlertsSettings(Strict):
-    token: str | None = Field(
+    token: OptionalToken = Field(
         default=None, description="Bearer token Alertmanager sends (http_config.authorization); "
         "the HTTP token is accepted too.")
-    hmac_secret: str | None = Field(
+    hmac_secret: OptionalSecret = Field(
         default=None, description="If set, requests must carry X-Signature-256: sha256=<hex>.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     max_new_runs_per_minute: int = Field(default=30, ge=1, le=100_000)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import math
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -145,12 +146,17 @@ def _since(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+            raise ToolError(f"since={value!r} is not a time: give epoch seconds (0 to 1e11) "
+                            "or an ISO 8601 time like 2026-11-24T10:00:00+00:00")
+        return seconds
     try:
         return datetime.fromisoformat(value).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ToolError(f"since={value!r} is neither epoch seconds nor an ISO 8601 time "
                         "like 2026-11-24T10:00:00+00:00") from None
 
@@ -332,7 +338,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def approve(
         run_id: Annotated[str, Field(min_length=1, max_length=64)],
-        approved: bool,
+        approved: Annotated[bool, Field(strict=True, description="true runs the call")],
         modified_arguments: Annotated[
             dict[str, Any] | None, "run the call with these arguments instead"] = None,
         reason: Annotated[str | None, Field(max_length=2000)] = None,

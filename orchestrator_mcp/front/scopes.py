@@ -1,37 +1,23 @@
-"""Which token scope each front tool needs over HTTP (stdio callers are the local user).
+"""Token scopes on the MCP front over HTTP (stdio callers are the local user).
 
-read: look (list_*, get_run, read-only catalog tools); run: act (run, cancel_run,
-call_tool, other catalog tools); approve: decide on pending calls; admin: change stored
-knowledge. A run's own planner never reaches these tools: it only sees the catalog.
+The scope tables live in `orchestrator_mcp.auth.scopes`; this middleware applies them to
+tool calls, resource reads and every listing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import InsufficientScopeError, ToolError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 from fastmcp.server.middleware.middleware import CallNext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_REQUEST
 
-TOOL_SCOPES: dict[str, str] = {
-    "approve": "approve",
-    "run": "run",
-    "run_workflow": "run",
-    "cancel_run": "run",
-    "call_tool": "run",
-    "index_document": "admin",
-    "index_folder": "admin",
-    "delete_collection": "admin",
-    "delete_document": "admin",
-    "audit": "admin",
-}
+from orchestrator_mcp.auth.scopes import LISTING_SCOPE, Principal, required_tool_scope
 
 
-def required_scope(name: str, read_only: bool) -> str:
-    return TOOL_SCOPES.get(name) or ("read" if read_only else "run")
-
-
-def current_principal() -> Any:
+def current_principal() -> Principal | None:
     """The HTTP caller's Principal, or None over stdio (the local user may do anything)."""
     try:
         from fastmcp.server.dependencies import get_http_request
@@ -42,6 +28,10 @@ def current_principal() -> Any:
     return getattr(request.state, "principal", None)
 
 
+def _refusal(principal: Principal, needed: str, what: str) -> str:
+    return f"token '{principal.name}' lacks the '{needed}' scope needed for {what}"
+
+
 class ScopeGuard(Middleware):
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
                            ) -> Any:
@@ -50,11 +40,30 @@ class ScopeGuard(Middleware):
             name = context.message.name
             tool = await context.fastmcp_context.fastmcp.get_tool(name)
             hints = getattr(tool, "annotations", None)
-            needed = required_scope(name, bool(hints and hints.read_only_hint))
+            needed = required_tool_scope(name, bool(hints and hints.read_only_hint))
             if needed not in principal.scopes:
-                raise ToolError(f"token '{principal.name}' lacks the '{needed}' scope "
-                                f"needed for {name}")
+                raise ToolError(_refusal(principal, needed, name))
         return await call_next(context)
+
+    async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
+        principal = current_principal()
+        if principal is not None and LISTING_SCOPE not in principal.scopes:
+            raise InsufficientScopeError([LISTING_SCOPE], message=_refusal(
+                principal, LISTING_SCOPE, f"reading {context.message.uri}"))
+
+    async def _listing(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+                       ) -> Any:
+        principal = current_principal()
+        if principal is not None and LISTING_SCOPE not in principal.scopes:
+            # An MCP error with the reason: fastmcp reports other exceptions raised while
+            # listing as "Internal server error".
+            raise MCPError(INVALID_REQUEST, _refusal(principal, LISTING_SCOPE, context.method))
+        return await call_next(context)
+
+    on_list_tools = _listing
+    on_list_resources = _listing
+    on_list_resource_templates = _listing
+    on_list_prompts = _listing
 
 
 def rate_limiter(per_second: float, burst: int) -> Middleware:

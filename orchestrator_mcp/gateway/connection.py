@@ -28,7 +28,8 @@ from orchestrator_mcp.telemetry import metrics
 log = logging.getLogger(__name__)
 
 MIN_ATTEMPT_GAP = 1.0
-HEALTH_INTERVAL = 15.0
+HEALTH_INTERVAL = 15.0  # ping a live session this often
+LIVENESS_TICK = 0.25  # look this often whether the session's stream has closed
 
 
 class ServerStatus(StrEnum):
@@ -77,6 +78,17 @@ def is_connection_failure(exc: BaseException) -> bool:
     return True
 
 
+def session_closed(client: Any) -> bool:
+    """True once the session's transport has closed (a stdio server's process exited, an
+    HTTP stream ended). The mcp SDK's dispatcher marks itself closed when its read loop
+    ends but offers no public flag or event for it (fastmcp's own stdio transport reads the
+    same attribute), so this reads `_closed` and says False when the layout differs."""
+    session = getattr(client, "_session_state", None)
+    session = getattr(session, "session", None)
+    dispatcher = getattr(session, "_dispatcher", None)
+    return bool(getattr(dispatcher, "_closed", False))
+
+
 def describe(exc: BaseException) -> str:
     """A one-line reason, unwrapping fastmcp's generic 'failed to connect' wrapper."""
     while isinstance(exc, RuntimeError) and exc.__cause__ is not None:
@@ -115,6 +127,8 @@ class ServerConnection:
         self._log_dir = log_dir
         self._client: Any | None = None
         self._up = asyncio.Event()
+        self._settled = asyncio.Event()  # the first connection attempt has ended
+        self._attempt_ended = asyncio.Event()  # replaced by a new one at each attempt's end
         self._lost = asyncio.Event()
         self._attempt_now = asyncio.Event()
         self._relist = asyncio.Event()
@@ -232,6 +246,7 @@ class ServerConnection:
             self.last_error = None
             metrics.SERVER_UP.labels(self.name).set(1)
             self._up.set()
+            self._end_attempt()
             log.info("server %s up: %d tools, era %s", self.name, len(self.tools), self.era)
             self._on_change()
             await self._watch(client)
@@ -241,20 +256,41 @@ class ServerConnection:
             with contextlib.suppress(BaseException):
                 await client.__aexit__(None, None, None)
 
+    def _end_attempt(self) -> None:
+        """Wake whoever waits for the current attempt (or a loss) to be over."""
+        self._settled.set()
+        ended, self._attempt_ended = self._attempt_ended, asyncio.Event()
+        ended.set()
+
+    async def wait_settled(self, timeout: float) -> None:
+        """Wait (bounded) until the first connection attempt has ended, up or not."""
+        if self.status is not ServerStatus.CONNECTING:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._settled.wait()
+
     async def _watch(self, client: Any) -> None:
-        """Return when the session is lost: a failed call says so, or a ping fails.
+        """Return when the session is lost: a failed call says so, its stream closes (a
+        stdio server's process exited: seen within LIVENESS_TICK), or a ping fails.
 
         Also re-lists the tools when the server announces `tools/list_changed`.
         """
+        next_ping = time.monotonic() + HEALTH_INTERVAL
         while True:
             lost = asyncio.ensure_future(self._lost.wait())
             relist = asyncio.ensure_future(self._relist.wait())
-            await asyncio.wait({lost, relist}, timeout=HEALTH_INTERVAL,
+            await asyncio.wait({lost, relist}, timeout=LIVENESS_TICK,
                                return_when=asyncio.FIRST_COMPLETED)
             lost.cancel()
             relist.cancel()
             if self._lost.is_set():
                 raise ConnectionError(self.last_error or "connection lost")
+            if session_closed(client):
+                raise ConnectionError(self._closed_reason())
+            if not self._relist.is_set() and time.monotonic() < next_ping:
+                continue
+            next_ping = time.monotonic() + HEALTH_INTERVAL
             try:
                 async with asyncio.timeout(self.settings.connect_timeout):
                     if self._relist.is_set():
@@ -267,8 +303,14 @@ class ServerConnection:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001
+                if session_closed(client):
+                    raise ConnectionError(self._closed_reason()) from exc
                 if is_connection_failure(exc) or isinstance(exc, TimeoutError):
                     raise ConnectionError(f"health check failed: {describe(exc)}") from exc
+
+    def _closed_reason(self) -> str:
+        stdio = self._in_process is None and self.config.transport == "stdio"
+        return "server process exited" if stdio else "server closed the connection"
 
     def _mark_lost(self, reason: str) -> None:
         """A call saw the session die: stop handing it out and wake the supervisor."""
@@ -283,6 +325,7 @@ class ServerConnection:
         self.status = ServerStatus.UNHEALTHY
         self.last_error = reason
         self.tools = []
+        self._end_attempt()
         metrics.SERVER_UP.labels(self.name).set(0)
         if changed:
             self._on_change()
@@ -290,16 +333,26 @@ class ServerConnection:
     # ---- calls -----------------------------------------------------------------------
 
     async def _reconnect(self, wait: float) -> Any | None:
-        """Ask for an immediate attempt and wait up to `wait` seconds for a live session."""
+        """Ask for an immediate attempt and wait, up to `wait` seconds, until a session is
+        up or an attempt started after the request has failed (no need to wait longer)."""
         if self._client is not None and not self._lost.is_set():
             return self._client
         if self._task is None:
             return None
+        asked = time.monotonic()
         self._attempt_now.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                await self._up.wait()
+                while not self._up.is_set():
+                    await self._attempt_ended.wait()
+                    if self._last_attempt >= asked:
+                        break
         return self._client if not self._lost.is_set() else None
+
+    async def reconnect_now(self, wait: float) -> bool:
+        """For a server that is down: try at once (not at the next backoff tick) and wait,
+        bounded, for the outcome. True when it is up."""
+        return await self._reconnect(wait) is not None
 
     def _unavailable(self) -> ServerUnavailable:
         reason = self.last_error or self.status.value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,17 +86,35 @@ class Gateway:
 
     async def wait_settled(self, timeout: float) -> None:
         """Wait until no enabled server is still on its first connection attempt."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(
-            c.status is ServerStatus.CONNECTING for c in self.connections.values()
-        ):
-            await asyncio.sleep(0.05)
+        await asyncio.gather(*(c.wait_settled(timeout) for c in self.connections.values()))
+
+    def _server_of(self, name: str) -> str | None:
+        """The server whose prefix `name` has (the longest, when names nest)."""
+        matches = [s for s in self.connections if name.startswith(f"{s}_")]
+        return max(matches, key=len) if matches else None
+
+    async def resolve_when_ready(self, name: str) -> CatalogTool:
+        """`resolve`, but a tool of a server that is not up waits (bounded) instead of
+        failing at once: for the first connection attempt right after start-up
+        (connect_timeout), or for an immediate reconnect of a server that went down."""
+        entry = self.catalog.get(name)
+        if entry is not None:
+            return entry
+        server = self._server_of(name)
+        if server is not None:
+            connection = self.connections[server]
+            if connection.status is ServerStatus.CONNECTING:
+                await connection.wait_settled(self.settings.connect_timeout)
+            elif connection.status is ServerStatus.UNHEALTHY:
+                await connection.reconnect_now(
+                    min(connection.timeout, self.settings.connect_timeout))
+        return self.resolve(name)
 
     def resolve(self, name: str) -> CatalogTool:
         entry = self.catalog.get(name)
         if entry is not None:
             return entry
-        server = next((s for s in self.connections if name.startswith(f"{s}_")), None)
+        server = self._server_of(name)
         if server is not None and self.connections[server].status is not ServerStatus.UP:
             health = self.connections[server].health()
             raise UnknownTool(
@@ -110,6 +127,6 @@ class Gateway:
         )
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
-        entry = self.resolve(name)
+        entry = await self.resolve_when_ready(name)
         connection = self.connections[entry.server]
         return await connection.call(entry.remote_name, arguments, retry_safe=entry.retry_safe)

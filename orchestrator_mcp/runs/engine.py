@@ -45,6 +45,10 @@ class RunError(Exception):
     """A user-facing problem with a run request: says what was wrong and how to fix it."""
 
 
+class RunNotFound(RunError):
+    """No run has the id asked for."""
+
+
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
     "object": (dict,), "array": (list,)}
@@ -427,7 +431,7 @@ class RunEngine:
         await self._ready_or_raise()
         record = await asyncio.to_thread(self.store.get, run_id)
         if record is None:
-            raise RunError(f"no run '{run_id}'; list_runs shows the runs there are")
+            raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
         return record
 
     async def list(self, **filters: Any) -> list[RunRecord]:

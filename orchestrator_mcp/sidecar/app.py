@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from fastmcp import FastMCP
+from fastmcp.server.http import HostOriginGuardMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,9 +16,10 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator_mcp.alerts.service import AlertService, Rejection
-from orchestrator_mcp.config.models import ALL_SCOPES, HttpSettings
+from orchestrator_mcp.auth import TokenTable, required_route_scope
+from orchestrator_mcp.config.models import HttpSettings
 from orchestrator_mcp.gateway import Gateway
-from orchestrator_mcp.runs.engine import RunEngine, RunError
+from orchestrator_mcp.runs.engine import RunEngine, RunError, RunNotFound
 from orchestrator_mcp.runs.models import RunStatus
 from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 
@@ -27,10 +27,13 @@ from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 class ApprovalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approved: bool
+    approved: StrictBool  # "yes" or 1 is an error, not a yes
     modified_arguments: dict[str, Any] | None = None
     reason: str | None = Field(default=None, max_length=2000)
     decided_by: str | None = Field(default=None, max_length=200)
+
+
+APPROVAL_BODY_LIMIT = 65_536
 
 # Probes are open; the webhook checks its own token (Alertmanager's may differ from ours).
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/webhooks/alertmanager"})
@@ -45,49 +48,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    scopes: frozenset[str]
-
-
-def token_table(settings: HttpSettings, main_token: str | None) -> dict[bytes, Principal]:
-    """Bearer header value → who it is and what it may do."""
-    table = {f"Bearer {t.token}".encode(): Principal(t.name, frozenset(t.scopes))
-             for t in settings.tokens}
-    if main_token:
-        table[f"Bearer {main_token}".encode()] = Principal("main", frozenset(ALL_SCOPES))
-    return table
-
-
-# The scope each sidecar route needs; /mcp checks per tool (front.scopes).
-ROUTE_SCOPES = {("GET", "/metrics"): "read", ("GET", "/approvals"): "read",
-                ("POST", "/approvals"): "approve"}
-
-
 class BearerAuth:
     """Require `Authorization: Bearer <token>` on every path but the probes and the
-    webhook; put the caller in `scope["state"]` for per-tool checks."""
+    webhook, and the route's scope (auth.scopes); put the caller in `scope["state"]` for
+    the per-tool checks of /mcp. `tokens=None` is `serve --no-auth` (loopback only); an
+    empty table lets nobody in."""
 
-    def __init__(self, app: ASGIApp, tokens: dict[bytes, Principal] | None) -> None:
+    def __init__(self, app: ASGIApp, tokens: TokenTable | None) -> None:
         self.app = app
         self._tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._tokens or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if self._tokens is None or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        principal = next((p for value, p in self._tokens.items()
-                          if hmac.compare_digest(given, value)), None)
+        given = dict(scope["headers"]).get(b"authorization")
+        principal = self._tokens.principal(given)
         if principal is None:
             reason = "missing bearer token" if not given else "invalid bearer token"
             await _deny(scope, receive, send, 401, "unauthorized",
                         f"{reason}; send 'Authorization: Bearer <token>' with a token from "
                         "ORCH_HTTP_TOKEN or servers.yaml http.tokens")
             return
-        route = "/" + scope["path"].strip("/").split("/")[0]
-        needed = ROUTE_SCOPES.get((scope["method"], route))
+        needed = required_route_scope(scope["method"], scope["path"])
         if needed and needed not in principal.scopes:
             await _deny(scope, receive, send, 403, "forbidden",
                         f"token '{principal.name}' lacks the '{needed}' scope")
@@ -138,35 +121,38 @@ def _error(status: int, error: str, detail: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
+async def _read_capped(request: Request, cap: int, setting: str) -> bytes:
+    """The body, or a 413 that names the limit and the setting (if any) that sets it."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
         raise Rejection(413, "too_large", f"body is {declared} bytes; the limit is {cap} "
-                        "(alerts.max_body_bytes)")
+                        f"({setting})")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > cap:
-            raise Rejection(413, "too_large", f"body exceeds {cap} bytes "
-                            "(alerts.max_body_bytes)")
+            raise Rejection(413, "too_large", f"body exceeds {cap} bytes ({setting})")
     return bytes(body)
 
 
 def build_app(
     front: FastMCP,
     gateway: Gateway,
-    tokens: dict[bytes, Principal] | None,
+    tokens: TokenTable | None,
+    settings: HttpSettings,
     engine: RunEngine | None = None,
     alerts: AlertService | None = None,
-    max_request_bytes: int = 4 * 1_048_576,
 ) -> Starlette:
+    """`tokens=None`: no authentication (`serve --no-auth`, which the CLI allows on a
+    loopback bind only)."""
     mcp_app = front.http_app(path="/mcp")
 
     async def alertmanager_webhook(request: Request) -> Response:
         if alerts is None:
             return _error(404, "not_found", "alert handling is not configured")
         try:
-            body = await _read_capped(request, alerts.settings.max_body_bytes)
+            body = await _read_capped(request, alerts.settings.max_body_bytes,
+                                      "alerts.max_body_bytes in profiles.yaml")
             alerts.authenticate(request.headers.get("authorization"), body,
                                 request.headers.get("x-signature-256"))
             notification = alerts.parse(body)
@@ -196,7 +182,8 @@ def build_app(
         if engine is None:
             return _error(404, "not_found", "runs are not enabled")
         try:
-            decision = ApprovalRequest.model_validate_json(await _read_capped(request, 65536))
+            decision = ApprovalRequest.model_validate_json(await _read_capped(
+                request, APPROVAL_BODY_LIMIT, "a fixed limit for approval decisions"))
         except Rejection as exc:
             return _error(exc.status, exc.error, exc.detail)
         except ValidationError as exc:
@@ -208,6 +195,8 @@ def build_app(
                 request.path_params["run_id"], decision.approved,
                 modified_arguments=decision.modified_arguments, reason=decision.reason,
                 decided_by=f"http:{decision.decided_by or 'token'}")
+        except RunNotFound as exc:
+            return _error(404, "not_found", str(exc))
         except RunError as exc:
             return _error(409, "conflict", str(exc))
         return JSONResponse({"run_id": record.id, "status": record.status.value})
@@ -243,6 +232,11 @@ def build_app(
         ],
         lifespan=mcp_app.lifespan,
     )
-    app.add_middleware(BodyLimit, limit=max_request_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(BearerAuth, tokens=tokens)
+    # DNS rebinding: on a loopback bind, Host must be a loopback name and a browser's
+    # Origin a loopback origin (plus http.allowed_hosts / allowed_origins), on every route.
+    app.add_middleware(HostOriginGuardMiddleware, mode="auto",
+                       allowed_hosts=settings.allowed_hosts or None,
+                       allowed_origins=settings.allowed_origins or None)
     return app

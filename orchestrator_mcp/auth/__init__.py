@@ -1,0 +1,13 @@
+"""Who is calling and what they may do: principals, bearer tokens, scopes."""
+
+from orchestrator_mcp.auth.scopes import (
+    ROUTE_SCOPES,
+    TOOL_SCOPES,
+    Principal,
+    required_route_scope,
+    required_tool_scope,
+)
+from orchestrator_mcp.auth.tokens import TokenTable, bearer_credentials
+
+__all__ = ["ROUTE_SCOPES", "TOOL_SCOPES", "Principal", "TokenTable", "bearer_credentials",
+           "required_route_scope", "required_tool_scope"]
