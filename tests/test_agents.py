@@ -22,10 +22,15 @@ from orchestrator_mcp.agents import build_enabled_agents
 from orchestrator_mcp.config.agents import AgentsSettings
 from tests.mcp_calls import call, data
 
+# The network checks here reach servers the tests start on 127.0.0.1. Loopback is refused by
+# default (orchestrator_mcp/agents/_egress.py), so these tests allow it the way an operator
+# would, in servers.yaml; tests/test_agents_hostile.py checks the defaults.
+LOOPBACK_ALLOWED = {"network": {"allow_cidrs": ["127.0.0.0/8", "::1/128"]}}
+
 
 @pytest.fixture
 def agents() -> dict[str, Any]:
-    return build_enabled_agents(AgentsSettings())
+    return build_enabled_agents(AgentsSettings.model_validate(LOOPBACK_ALLOWED))
 
 
 def without_binaries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -105,3 +105,34 @@ def test_global_options_after_the_command(tmp_path: Path, everything_cfg: dict) 
     assert (tmp_path / "d" / "logs").is_dir()
     nested = cli("workflow", "list", "--config-dir", str(config), cwd=tmp_path)
     assert nested.returncode == 0, nested.stderr
+
+
+def test_workflow_run_prints_each_step_once(tmp_path: Path) -> None:
+    """The shipped network-check workflow against a local web server: its parallel steps are
+    printed once each, and the loopback target is reachable because the config allows it."""
+    import http.server
+    import shutil
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        config = write_config(tmp_path / "c", {}, agents={
+            "network": {"allow_cidrs": ["127.0.0.0/8"]},
+            **{name: {"enabled": False} for name in
+               ("system", "logs", "infrastructure", "osquery", "ansible", "code_review")}})
+        (config / "workflows").mkdir()
+        shutil.copy(Path(__file__).parents[1] / "workflows" / "network-check.yaml",
+                    config / "workflows")
+        result = cli("workflow", "run", "network-check", "--input", "host=127.0.0.1",
+                     "--input", f"port={port}", "--input", f"url=http://127.0.0.1:{port}/",
+                     "--config-dir", str(config), "--data-dir", str(tmp_path / "d"),
+                     cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout + result.stderr
+    step_lines = [line for line in result.stdout.splitlines() if line.startswith("  [")]
+    for tool in ("network_dns_lookup", "network_tcp_check", "network_http_check"):
+        assert sum(tool in line for line in step_lines) == 1, result.stdout
+    assert "TCP open, HTTP 200" in result.stdout, result.stdout

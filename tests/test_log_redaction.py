@@ -1,5 +1,7 @@
-"""Secrets never land in logs: the redacting filter on every handler, in-process and in a
-real `serve` whose downstream server and LLM endpoint both refuse with 401."""
+"""Secrets never land in logs, the audit log or run records: the redacting filter on every
+handler, in-process; a real `serve` whose downstream server and LLM endpoint both refuse
+with 401; and a real `serve --http` whose host calls, runs and downstream URLs carry
+secrets (issue 12, items 5 and 12)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,11 +21,13 @@ from typing import Any
 import pytest
 import yaml
 from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
 from orchestrator_mcp.config import load_config
 from orchestrator_mcp.telemetry.audit import redact, redact_text
 from orchestrator_mcp.telemetry.logs import config_secrets, configure_logging, redacting_filter
+from tests.conftest import free_port, wait_for_port
+from tests.test_front import serve_args
 
 ENV_SECRET = "zq7-env-value-NOT-for-logs-4711"
 HTTP_TOKEN = "orch-http-token-3f9c2a7e51"
@@ -84,7 +90,7 @@ def test_configured_tokens_are_redacted(logs: Path) -> None:
     }))
     secrets = config_secrets(load_config(config_dir))
     assert set(secrets) == {"http-token-from-yaml-0001", "scoped-token-from-yaml-02",
-                            "Token header-secret-0003", "env-secret-00004"}
+                            "Token header-secret-0003", "header-secret-0003", "env-secret-00004"}
     configure_logging(logs, "INFO", secrets=secrets)
     log = logging.getLogger("test.redaction")
     log.info("got %s, %s; sent Token header-secret-0003; env-secret-00004 and debug-level",
@@ -193,3 +199,99 @@ async def test_serve_keeps_secrets_out_of_logs_and_runs(tmp_path: Path, refuser:
             assert secret not in text, f"{secret} leaked into {name}"
     kept = json.dumps(record)
     assert HTTP_TOKEN not in kept and OPENAI_KEY not in kept
+
+
+# ---- one redactor for logs, audit and run records: a real `serve --http` -----------------
+
+URL_PW = "url-pw-in-call-8841"  # a URL password in a host's call
+DB_PW = "db-pw-in-result-5150"  # in a downstream server's env: comes back in a tool result
+ECHO_PW = "echo-pw-in-run-6262"  # in the arguments and result of a run's tool call
+LICENSE = "license-value-0x77aa"  # a query value of a downstream URL (a name not secret)
+SERVE_TOKEN = "serve-http-token-0123456789"
+
+
+async def _until(fetch: Any, done: Any, timeout: float = 60) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            value = await fetch()
+            if done(value):
+                return value
+            await asyncio.sleep(0.2)
+
+
+async def test_serve_http_redacts_audit_runs_and_logs(tmp_path: Path, refuser: Refuser,
+                                                      everything_cfg: dict) -> None:
+    """Issue 12, item 5: the HTTP token, a secret-named env value, a URL password and a
+    URL's query value never come back from `audit`, `get_run`, the SQLite tables or the
+    logs; item 12: an audit entry over 20,000 characters is kept as valid JSON."""
+    config = tmp_path / "config"
+    config.mkdir()
+    script = tmp_path / "script.yaml"
+    script.write_text(yaml.safe_dump({"scripts": [{"turns": [
+        {"tool_calls": [
+            {"name": "everything_get-env", "arguments": {}},
+            {"name": "everything_echo",
+             "arguments": {"message": f"retry with redis://:{ECHO_PW}@cache:6379"}}]},
+        {"text": "checked"}]}]}))
+    (config / "servers.yaml").write_text(yaml.safe_dump({
+        "servers": {
+            "everything": {**everything_cfg, "env": {
+                "DATABASE_URL": f"postgres://admin:{DB_PW}@db:5432/app"}},
+            # httpx logs "HTTP Request: POST <url>" on every attempt
+            "licensed": {"url": refuser.url + "/mcp?license=${LICENSE_KEY}&v=1"}},
+        "llm": {"provider": "scripted", "script": str(script)}}))
+    data = tmp_path / "data"
+    port = free_port()
+    env = {**os.environ, "ORCH_HTTP_TOKEN": SERVE_TOKEN, "MY_SERVICE_PASSWORD": ENV_SECRET,
+           "LICENSE_KEY": LICENSE, "FASTMCP_CHECK_FOR_UPDATES": "off"}
+    secrets = (SERVE_TOKEN, ENV_SECRET, LICENSE, URL_PW, DB_PW, ECHO_PW)
+    stderr = tmp_path / "stderr.log"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, *serve_args(config, data, "--http", "--port",
+                                                             str(port))], env=env, stderr=err)
+        try:
+            wait_for_port(port, 60)
+            transport = StreamableHttpTransport(f"http://127.0.0.1:{port}/mcp",
+                                                auth=SERVE_TOKEN)
+            async with Client(transport, timeout=120) as client:
+                await _until(lambda: client.call_tool("list_servers", {}), lambda r: any(
+                    s["name"] == "everything" and s["status"] == "up"
+                    for s in r.structured_content["result"]))
+                said = (f"connect postgres://app:{URL_PW}@db/x with {SERVE_TOKEN}, "
+                        f"{ENV_SECRET} and ?license={LICENSE}")
+                await client.call_tool("call_tool", {"name": "everything_echo",
+                                                     "arguments": {"message": said}})
+                await client.call_tool("call_tool", {"name": "everything_echo",
+                                                     "arguments": {"message": "L" * 50_000}})
+                entries = (await _until(
+                    lambda: client.call_tool("audit", {"tool": "everything_echo"}),
+                    lambda r: len(r.structured_content["result"]) >= 2)
+                ).structured_content["result"]
+                long, short = entries[0]["arguments"], entries[1]["arguments"]
+                assert long["message"].endswith("…[truncated, 50000 characters in all]")
+                assert short["message"] == ("connect postgres://app:***@db/x with ***, *** "
+                                            "and ?license=***")
+                view = (await client.call_tool("run", {"goal": "check the environment",
+                                                       "wait": True})).structured_content
+                assert view["status"] == "completed", view
+                record = (await client.call_tool("get_run", {"run_id": view["run_id"]})
+                          ).structured_content
+                audit = (await client.call_tool("audit", {"limit": 20})).structured_content
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    shown = json.dumps([record, audit])
+    assert "postgres://admin:***@db:5432/app" in shown  # get-env's result, redacted
+    assert "redis://:***@cache:6379" in shown
+    with sqlite3.connect(data / "runs.sqlite") as db:
+        tables = json.dumps([db.execute(f"SELECT * FROM {t}").fetchall()  # noqa: S608
+                             for t in ("orch_runs", "orch_run_steps", "orch_tool_calls",
+                                       "orch_audit")])
+        for (arguments,) in db.execute("SELECT arguments FROM orch_audit"):
+            json.loads(arguments)  # every row, the 50,000-character one too, is valid JSON
+    logged = {p.name: p.read_text() for p in (data / "logs").glob("*.log")}
+    logged["stderr"] = stderr.read_text()
+    assert "?license=***&v=1" in logged["orchestrator.log"]  # httpx's line, redacted
+    for name, text in {"get_run and audit": shown, "tables": tables, **logged}.items():
+        for secret in secrets:
+            assert secret not in text, f"{secret} in {name}"

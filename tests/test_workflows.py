@@ -261,6 +261,11 @@ async def test_shipped_network_check(setup, llm) -> None:
     port = web.server_address[1]
     folder = setup["config"] / "workflows"
     folder.mkdir()
+    servers_yaml = setup["config"] / "servers.yaml"
+    config = yaml.safe_load(servers_yaml.read_text())
+    # The network agent refuses loopback by default (SSRF policy); this check targets it.
+    config["agents"] = {"network": {"allow_cidrs": ["127.0.0.0/8"]}}
+    servers_yaml.write_text(yaml.safe_dump(config))
     shutil.copy(Path(__file__).resolve().parent.parent / "workflows" / "network-check.yaml",
                 folder)
     try:

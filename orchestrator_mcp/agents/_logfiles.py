@@ -1,6 +1,12 @@
 """Reading log files for the logs agent: tail by seeking backwards, streaming line scans with
-byte caps (gzip files decompressed on the fly), user regexes with a length cap, and error
-signatures that group lines differing only in numbers, ids, addresses and times."""
+byte caps (gzip files decompressed on the fly), and error signatures that group lines
+differing only in numbers, ids, addresses and times.
+
+Log lines are untrusted text (anyone who can make a service log can choose them): they are
+cut at MAX_LINE_BYTES, level words are found with RE2, and the normalising expressions below
+(which need lookaround, so stay on `re`) have no nested quantifiers: each is linear or
+bounded-polynomial on one cut line.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +17,10 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastmcp.exceptions import ToolError
+from orchestrator_mcp.agents._regex import Pattern, fixed_pattern
 
-MAX_PATTERN_CHARS = 500
 MAX_LINE_BYTES = 4096
 _BLOCK = 64 * 1024
-
-
-def compile_pattern(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
-    """A user's regular expression, compiled, or a clear error saying what is wrong."""
-    if not pattern:
-        raise ToolError("the pattern is empty — give a regular expression (Python re syntax)")
-    if len(pattern) > MAX_PATTERN_CHARS:
-        raise ToolError(f"the pattern is {len(pattern)} characters long; the limit is "
-                        f"{MAX_PATTERN_CHARS} — use a shorter regular expression")
-    try:
-        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-    except re.error as exc:
-        raise ToolError(f"invalid regular expression {pattern!r}: {exc} — fix the pattern "
-                        "(Python re syntax; escape literal characters such as '(' or '[' "
-                        "with a backslash)") from None
 
 
 def is_gzip(path: Path) -> bool:
@@ -104,11 +94,11 @@ def tail_lines(path: Path, count: int, max_bytes: int) -> tuple[list[str], bool]
 
 
 # Severity words, most severe first; "alert"/"emerg" only in capitals (they are common words).
-_LEVELS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("fatal", re.compile(r"\b(?:(?i:fatal|panic)|EMERG|EMERGENCY|ALERT)\b")),
-    ("critical", re.compile(r"\b(?:crit|critical)\b", re.I)),
-    ("error", re.compile(r"\b(?:error|err|severe|exception)\b", re.I)),
-    ("warning", re.compile(r"\b(?:warn|warning)\b", re.I)),
+_LEVELS: tuple[tuple[str, Pattern], ...] = (
+    ("fatal", fixed_pattern(r"\b(?:(?i:fatal|panic)|EMERG|EMERGENCY|ALERT)\b")),
+    ("critical", fixed_pattern(r"\b(?:crit|critical)\b", ignore_case=True)),
+    ("error", fixed_pattern(r"\b(?:error|err|severe|exception)\b", ignore_case=True)),
+    ("warning", fixed_pattern(r"\b(?:warn|warning)\b", ignore_case=True)),
 )
 _NORMALISE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastmcp.exceptions import ToolError
 from pydantic import AfterValidator, BaseModel, Field
 
+from orchestrator_mcp.agents._regex import Pattern
 from orchestrator_mcp.agents.commands import CommandResult, require_binary, run_command
 
 UNIT_SUFFIXES = (".service", ".socket", ".timer", ".target", ".mount", ".path", ".slice",
@@ -126,9 +128,9 @@ def command_error(result: CommandResult, what: str, timeout: float) -> ToolError
 
 
 async def read_journal(*, unit: str | None, since: str | None, priority: str | None,
-                       lines: int, pattern: re.Pattern[str] | None, timeout: float,
+                       lines: int, pattern: Pattern | None, timeout: float,
                        max_bytes: int) -> JournalResult:
-    """The newest `lines` entries (oldest first), optionally filtered by `pattern`."""
+    """The newest `lines` entries (oldest first), optionally filtered by `pattern` (RE2)."""
     journalctl = require_binary("journalctl", "systemd (journalctl)")
     scan = lines if pattern is None else JOURNAL_SCAN_ENTRIES
     argv = [journalctl, "--no-pager", "-o", "json", "-r", "-n", str(scan)]
@@ -141,6 +143,12 @@ async def read_journal(*, unit: str | None, since: str | None, priority: str | N
     result = await run_command(argv, timeout=timeout, max_output=max_bytes)
     if result.timed_out or result.exit_code != 0:
         raise command_error(result, "journalctl", timeout)
+    # Up to JOURNAL_SCAN_ENTRIES JSON lines to parse and match: off the event loop.
+    return await asyncio.to_thread(_filter_entries, result, lines, scan, pattern, max_bytes)
+
+
+def _filter_entries(result: CommandResult, lines: int, scan: int, pattern: Pattern | None,
+                    max_bytes: int) -> JournalResult:
     raw_lines = result.stdout.splitlines()
     if result.truncated and raw_lines:
         raw_lines.pop()  # the last line was cut mid-entry

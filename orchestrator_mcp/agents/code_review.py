@@ -2,6 +2,11 @@
 well-kept analyzers (ruff, bandit — whichever is installed) and a table of risky patterns
 ops code tends to carry; an LLM review is `ask_agent("code_review", ...)`, a run whose
 profile sees these tools. It never changes a file: every tool is read-only.
+
+The text it scans (files, diffs of up to 2 MB) is untrusted, so the risky-pattern table runs
+on RE2 (linear time; see `_regex`) in a worker thread. Every path a diff names goes through
+the same roots check as the other tools before any file is read, and a refusal never says
+where an outside path leads.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BaseModel, Field
 
+from orchestrator_mcp.agents._regex import Pattern, fixed_pattern
 from orchestrator_mcp.agents.commands import require_binary, run_command
 from orchestrator_mcp.agents.paths import path_under_roots
 from orchestrator_mcp.config.agents import CodeReviewAgentSettings
@@ -38,6 +44,7 @@ def check_git_ref(ref: str) -> str:
 
 
 GitRef = Annotated[str, AfterValidator(check_git_ref)]
+Severity = Literal["high", "medium", "low"]
 
 
 class FileText(BaseModel):
@@ -58,7 +65,7 @@ class Finding(BaseModel):
     path: str
     line: int
     rule: str
-    severity: Literal["high", "medium", "low"]
+    severity: Severity
     message: str
     excerpt: str
 
@@ -82,35 +89,50 @@ _LANGUAGES = {".py": "python", ".sh": "shell", ".js": "javascript", ".ts": "type
               ".yaml": "yaml", ".tf": "terraform", ".sql": "sql", ".c": "c", ".cpp": "c++",
               ".json": "json", ".toml": "toml"}
 
-# (rule, severity, message, pattern): what a reviewer of ops code flags first.
-_RISKY: list[tuple[str, Literal["high", "medium", "low"], str, re.Pattern[str]]] = [
-    ("shell-injection", "high", "subprocess with shell=True runs through a shell",
-     re.compile(r"shell\s*=\s*True")),
-    ("dynamic-eval", "high", "eval/exec of dynamic text runs arbitrary code",
-     re.compile(r"(?<![\w.])(eval|exec)\s*\(")),
-    ("os-system", "high", "os.system/os.popen run through a shell",
-     re.compile(r"\bos\.(system|popen)\s*\(")),
-    ("private-key", "high", "a private key is committed",
-     re.compile(r"-----BEGIN (RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----")),
-    ("aws-access-key", "high", "an AWS access key id is committed",
-     re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("hardcoded-secret", "medium", "a password/secret/token assigned a literal",
-     re.compile(r"(?i)\w*(password|passwd|secret|api_?key|token)\w*['\"]?\s*[:=]\s*"
-                r"['\"][^'\"\s]{6,}")),
-    ("tls-verify-off", "medium", "TLS verification disabled",
-     re.compile(r"verify\s*=\s*False|InsecureSkipVerify:\s*true|curl\s+(-k|--insecure)\b")),
-    ("unsafe-yaml", "medium", "yaml.load without SafeLoader can build arbitrary objects",
-     re.compile(r"yaml\.load\((?![^)]*Loader\s*=\s*yaml\.(Safe|CSafe)Loader)")),
-    ("pickle-load", "medium", "unpickling untrusted data runs code",
-     re.compile(r"\bpickle\.loads?\(")),
-    ("world-writable", "medium", "world-writable permissions",
-     re.compile(r"chmod\s+(-R\s+)?0?777|0o777")),
-    ("sql-format", "medium", "SQL built by string formatting (injection risk)",
-     re.compile(r"(?i)(execute|query)\s*\(\s*f?['\"](SELECT|INSERT|UPDATE|DELETE)[^'\"]*"
-                r"(\{|%s?['\"]\s*%|['\"]\s*\+)")),
-    ("bare-except", "low", "bare except hides errors",
-     re.compile(r"^\s*except\s*:")),
-]
+class _Rule(NamedTuple):
+    rule: str
+    severity: Severity
+    message: str
+    pattern: Pattern
+    unless: Pattern | None = None  # a match whose own text matches this is not a finding
+
+    def flags(self, line: str) -> bool:
+        if self.unless is None:
+            return self.pattern.search(line) is not None
+        return any(self.unless.search(m.group()) is None for m in self.pattern.finditer(line))
+
+
+# What a reviewer of ops code flags first (RE2 syntax: no lookaround, hence `unless`).
+_RISKY: tuple[_Rule, ...] = (
+    _Rule("shell-injection", "high", "subprocess with shell=True runs through a shell",
+          fixed_pattern(r"shell\s*=\s*True")),
+    _Rule("dynamic-eval", "high", "eval/exec of dynamic text runs arbitrary code",
+          fixed_pattern(r"(?:^|[^\w.])(eval|exec)\s*\(")),
+    _Rule("os-system", "high", "os.system/os.popen run through a shell",
+          fixed_pattern(r"\bos\.(system|popen)\s*\(")),
+    _Rule("private-key", "high", "a private key is committed",
+          fixed_pattern(r"-----BEGIN (RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----")),
+    _Rule("aws-access-key", "high", "an AWS access key id is committed",
+          fixed_pattern(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    _Rule("hardcoded-secret", "medium", "a password/secret/token assigned a literal",
+          fixed_pattern(r"(?i)\w*(password|passwd|secret|api_?key|token)\w*['\"]?\s*[:=]\s*"
+                        r"['\"][^'\"\s]{6,}")),
+    _Rule("tls-verify-off", "medium", "TLS verification disabled",
+          fixed_pattern(r"verify\s*=\s*False|InsecureSkipVerify:\s*true|"
+                        r"curl\s+(-k|--insecure)\b")),
+    _Rule("unsafe-yaml", "medium", "yaml.load without SafeLoader can build arbitrary objects",
+          fixed_pattern(r"yaml\.load\([^)]*"),
+          unless=fixed_pattern(r"Loader\s*=\s*yaml\.(Safe|CSafe)Loader")),
+    _Rule("pickle-load", "medium", "unpickling untrusted data runs code",
+          fixed_pattern(r"\bpickle\.loads?\(")),
+    _Rule("world-writable", "medium", "world-writable permissions",
+          fixed_pattern(r"chmod\s+(-R\s+)?0?777|0o777")),
+    _Rule("sql-format", "medium", "SQL built by string formatting (injection risk)",
+          fixed_pattern(r"(?i)(execute|query)\s*\(\s*f?['\"](SELECT|INSERT|UPDATE|DELETE)"
+                        r"[^'\"]*(\{|%s?['\"]\s*%|['\"]\s*\+)")),
+    _Rule("bare-except", "low", "bare except hides errors",
+          fixed_pattern(r"^\s*except\s*:")),
+)
 
 
 def _language(path: Path) -> str:
@@ -140,9 +162,9 @@ def _read(path: Path, max_bytes: int) -> str:
 
 
 def _line_findings(path: str, number: int, line: str) -> list[Finding]:
-    return [Finding(path=path, line=number, rule=rule, severity=severity, message=message,
-                    excerpt=line.strip()[:200])
-            for rule, severity, message, pattern in _RISKY if pattern.search(line)]
+    return [Finding(path=path, line=number, rule=rule.rule, severity=rule.severity,
+                    message=rule.message, excerpt=line.strip()[:200])
+            for rule in _RISKY if rule.flags(line)]
 
 
 def _risky_findings(files: list[Path], max_bytes: int, limit: int) -> LintReport:
@@ -295,26 +317,28 @@ def build(settings: CodeReviewAgentSettings) -> FastMCP:
             "also run through ruff and bandit"))] = None,
     ) -> LintReport:
         """Review a unified diff: risky patterns in the added lines and, with `repository`,
-        analyzer findings on the changed lines. Each finding has file, line and severity."""
-        added = parse_unified_diff(diff)
+        analyzer findings on the changed lines. Each finding has file, line and severity.
+        Paths in the diff are relative to `repository` (default: the first root) and must
+        stay under it and the roots."""
+        added = await asyncio.to_thread(parse_unified_diff, diff)
         if not added:
             raise ToolError("no added lines found: is this a unified diff (lines starting "
                             "with '+++ b/' and '@@')?")
-        findings = [finding for path, lines in added.items()
-                    for number, line in lines.items()
-                    for finding in _line_findings(path, number, line)]
+        base = (resolve(repository) if repository is not None
+                else path_under_roots(".", roots, must_exist=False))
+        files = {name: _diff_file(name, base, roots) for name in added}
+        findings = await asyncio.to_thread(_diff_findings, added)
         tools = ["risky-patterns"]
         if repository is not None:
-            work_tree = resolve(repository)
-            changed = [work_tree / p for p in added if p.endswith(".py")
-                       and (work_tree / p).is_file()]
+            changed = {path: name for name, path in files.items()
+                       if name.endswith(".py") and path.is_file()}
             if changed:
-                report = await _analyze(changed, settings)
+                report = await _analyze(list(changed), settings)
                 tools.append(report.tool)
                 for finding in report.findings:
-                    relative = str(Path(finding.path).resolve().relative_to(work_tree))
-                    if finding.line in added.get(relative, {}):
-                        findings.append(finding.model_copy(update={"path": relative}))
+                    name = changed.get(Path(finding.path).resolve())
+                    if name is not None and finding.line in added[name]:
+                        findings.append(finding.model_copy(update={"path": name}))
         return LintReport(tool="+".join(tools), findings=findings[:500],
                           truncated=len(findings) > 500)
 
@@ -334,6 +358,26 @@ def build(settings: CodeReviewAgentSettings) -> FastMCP:
                     truncated=patch.truncated)
 
     return mcp
+
+
+def _diff_file(name: str, base: Path, roots: list[Path]) -> Path:
+    """The file a diff path names under `base`, through the roots check (symlinks followed).
+
+    The refusal quotes the path as the diff wrote it, never where it resolves to."""
+    try:
+        path = path_under_roots(str(base / name), roots, must_exist=False)
+    except ToolError:
+        path = None
+    if path is None or not path.is_relative_to(base):
+        raise ToolError(f"the diff names {name!r}, which is outside the repository or the "
+                        "allowed roots — review diffs of files under the repository only "
+                        "(paths relative to it, as git diff writes them)")
+    return path
+
+
+def _diff_findings(added: dict[str, dict[int, str]]) -> list[Finding]:
+    return [finding for path, lines in added.items() for number, line in lines.items()
+            for finding in _line_findings(path, number, line)]
 
 
 def _syntax_errors(target: Path, max_bytes: int) -> LintReport:

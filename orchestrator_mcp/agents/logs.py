@@ -2,7 +2,9 @@
 
 Every tool is read-only. Paths are checked against `roots` (no traversal, no symlink
 escapes); reads are capped by `max_scan_bytes` and answers by `max_lines`, and every answer
-says when it was cut. File reading lives in `_logfiles`, journal reading in `_systemd`.
+says when it was cut. Callers' regular expressions run on RE2 (`_regex`): linear time, and
+the scan stops at the agent's `timeout` between two lines whatever the pattern. File reading
+lives in `_logfiles`, journal reading in `_systemd`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from orchestrator_mcp.agents._logfiles import LineScan, compile_pattern, is_gzip, tail_lines
+from orchestrator_mcp.agents._logfiles import LineScan, is_gzip, tail_lines
 from orchestrator_mcp.agents._logfiles import severity as severity_of
 from orchestrator_mcp.agents._logfiles import signature as signature_of
+from orchestrator_mcp.agents._regex import MAX_PATTERN_CHARS, user_pattern
 from orchestrator_mcp.agents._systemd import JournalResult, Priority, Since, Unit, read_journal
 from orchestrator_mcp.agents.paths import path_under_roots
 from orchestrator_mcp.config.agents import LogsAgentSettings
@@ -116,7 +119,7 @@ async def _read(function: Callable[..., T], *args: object) -> T:
 
 def _grep(path: Path, pattern_text: str, ignore_case: bool, keep: int, max_bytes: int,
           seconds: float) -> GrepResult:
-    pattern = compile_pattern(pattern_text, ignore_case)
+    pattern = user_pattern(pattern_text, ignore_case)
     scan = LineScan(path, max_bytes)
     matches: deque[tuple[int, str]] = deque(maxlen=keep)
     total = 0
@@ -127,7 +130,7 @@ def _grep(path: Path, pattern_text: str, ignore_case: bool, keep: int, max_bytes
         if pattern.search(line):
             total += 1
             matches.append((number, line))
-        if number % 1000 == 0 and time.monotonic() > deadline:
+        if time.monotonic() > deadline:  # one RE2 search on one cut line is short
             timed_out = True
             notes.append(f"stopped at line {number} after {seconds} s (timeout)")
             break
@@ -142,12 +145,18 @@ def _grep(path: Path, pattern_text: str, ignore_case: bool, keep: int, max_bytes
                       note="; ".join(notes) or None)
 
 
-def _summarise(path: Path, count: int, top: int, max_bytes: int) -> ErrorSummary:
+def _summarise(path: Path, count: int, top: int, max_bytes: int, seconds: float
+               ) -> ErrorSummary:
     lines, cut = tail_lines(path, count, max_bytes)
     levels: Counter[str] = Counter()
     groups: Counter[tuple[str, str]] = Counter()
     examples: dict[tuple[str, str], str] = {}
+    deadline = time.monotonic() + seconds
+    analysed = 0
     for line in lines:
+        if time.monotonic() > deadline:
+            break
+        analysed += 1
         found = severity_of(line)
         if found is None:
             continue
@@ -159,12 +168,15 @@ def _summarise(path: Path, count: int, top: int, max_bytes: int) -> ErrorSummary
             examples[key] = line[:1000]
     top_groups = [ErrorSignature(signature=key[0], level=key[1], count=n, example=examples[key])
                   for key, n in groups.most_common(top)]
-    note = (f"only {len(lines)} lines fit in max_scan_bytes ({max_bytes} bytes)" if cut
-            else None)
-    return ErrorSummary(path=str(path), lines_analysed=len(lines),
+    notes = [f"only {len(lines)} lines fit in max_scan_bytes ({max_bytes} bytes)"] if cut \
+        else []
+    if analysed < len(lines):
+        notes.append(f"stopped after {analysed} of {len(lines)} lines after {seconds} s "
+                     "(timeout)")
+    return ErrorSummary(path=str(path), lines_analysed=analysed,
                         counts=LevelCounts(**{k: levels[k] for k in LEVELS}),
                         distinct_signatures=len(groups), top_signatures=top_groups,
-                        truncated=cut, note=note)
+                        truncated=cut or analysed < len(lines), note="; ".join(notes) or None)
 
 
 def _list(directories: list[Path], roots: list[Path], limit: int) -> LogFileList:
@@ -240,15 +252,16 @@ def build(settings: LogsAgentSettings) -> FastMCP:
     @mcp.tool(annotations=READ_ONLY)
     async def grep(
         path: LogPath,
-        pattern: Annotated[str, Field(min_length=1, max_length=500,
-                                      description="a Python regular expression")],
+        pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN_CHARS, description=(
+            "a regular expression in RE2 syntax (Python's re without backreferences or "
+            "lookaround)"))],
         ignore_case: bool = False,
         max_matches: Annotated[int, Field(ge=1, le=1_000_000)] = 100,
     ) -> GrepResult:
         """Lines of a log file (plain or .gz) matching a regular expression, with line
         numbers; keeps the most recent `max_matches` matches and counts all of them."""
         file = log_file(path)
-        compile_pattern(pattern, ignore_case)  # a bad pattern fails before any reading
+        user_pattern(pattern, ignore_case)  # a bad pattern fails before any reading
         keep, note = capped(max_matches, "matches")
         result = await _read(_grep, file, pattern, ignore_case, keep, max_bytes,
                              settings.timeout)
@@ -267,7 +280,7 @@ def build(settings: LogsAgentSettings) -> FastMCP:
         frequent error signatures (similar errors grouped: numbers, ids, UUIDs, IPs and
         timestamps normalised away), each with its count and an example line."""
         file = log_file(path)
-        return await _read(_summarise, file, since_lines, top, max_bytes)
+        return await _read(_summarise, file, since_lines, top, max_bytes, settings.timeout)
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_files(
@@ -290,12 +303,12 @@ def build(settings: LogsAgentSettings) -> FastMCP:
         since: Since = "1 hour ago",
         priority: Priority | None = None,
         lines: Annotated[int, Field(ge=1, le=1_000_000)] = 100,
-        grep: Annotated[str | None, Field(max_length=500, description=(
-            "a Python regular expression the message must match"))] = None,
+        grep: Annotated[str | None, Field(max_length=MAX_PATTERN_CHARS, description=(
+            "a regular expression (RE2 syntax) the message must match"))] = None,
     ) -> JournalResult:
         """Recent systemd journal entries (journalctl), newest last; filter by unit, start
         time, priority (this level or more urgent) and a regular expression."""
-        pattern = compile_pattern(grep) if grep is not None else None
+        pattern = user_pattern(grep) if grep is not None else None
         count, note = capped(lines, "lines")
         result = await read_journal(unit=unit, since=since, priority=priority, lines=count,
                                     pattern=pattern, timeout=settings.timeout,

@@ -110,6 +110,26 @@ class ServerConfig(Strict):
         return self
 
 
+class HostCallPolicy(Strict):
+    """Hosts' direct catalog calls (call_tool, pass-through tools) that a human confirms
+    first: `call_tool` is one generic tool to a host, so the host's own per-tool prompt
+    cannot tell an echo from a restart. Checked in order: `allow`, `require`, `destructive`.
+    Read-only tools never need confirming unless `require` names them."""
+
+    destructive: Literal["confirm", "allow", "deny"] = Field(
+        default="confirm", description="calls of tools marked destructive, or not read-only "
+        "and without annotations: ask the host's user inline, run them, or refuse them")
+    require: list[str] = Field(
+        default_factory=list, description="catalog-name globs always confirmed")
+    allow: list[str] = Field(
+        default_factory=list, description="catalog-name globs never confirmed")
+
+    @field_validator("require", "allow")
+    @classmethod
+    def _globs(cls, patterns: list[str]) -> list[str]:
+        return [_check_glob(p) for p in patterns]
+
+
 class GatewaySettings(Strict):
     passthrough: bool = Field(
         default=False, description="Also expose every catalog tool directly on the front."
@@ -123,6 +143,9 @@ class GatewaySettings(Strict):
     default_timeout: float = Field(default=60, gt=0, le=3600)
     connect_timeout: float = Field(default=30, gt=0, le=600)
     reconnect_max_backoff: float = Field(default=60, ge=1, le=3600)
+    host_calls: HostCallPolicy = Field(
+        default_factory=HostCallPolicy,
+        description="which of hosts' direct calls of catalog tools a human confirms first")
 
 
 Scope = Literal["read", "run", "approve", "admin"]

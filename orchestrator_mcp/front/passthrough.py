@@ -1,6 +1,8 @@
 """Pass-through: the gateway catalog exposed as the front's own tools.
 
-`CatalogProvider` turns each catalog entry into a tool that forwards to the gateway;
+`HostCalls` is the one path of hosts' catalog calls (call_tool and pass-through tools):
+host-call policy, gateway, audit. `CatalogProvider` turns each catalog entry into a tool
+that forwards to it (keeping the tool's own annotations, so hosts' prompts stay truthful);
 `ThresholdToolSearch` hides a large catalog behind BM25 `search_tools` + `call_tool`
 (fastmcp's search transform) only while the catalog is larger than the threshold.
 """
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 from fastmcp.server.middleware.middleware import CallNext
 from fastmcp.server.providers import Provider
@@ -28,6 +31,9 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
+from orchestrator_mcp.config.models import HostCallPolicy
+from orchestrator_mcp.front.errors import tool_errors
+from orchestrator_mcp.front.host_policy import HostCallGuard, Verdict
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
 
 
@@ -41,25 +47,42 @@ def to_tool_result(result: CallToolResult) -> ToolResult:
 
 
 class HostCalls:
-    """Catalog calls made by hosts (call_tool, pass-through): through the gateway, then
-    handed to `audit(tool, arguments, outcome, seconds)`, which must not block."""
+    """Catalog calls made by hosts (call_tool, pass-through): decided on by the host-call
+    policy when the tool needs it, made through the gateway, then handed to
+    `audit(tool, arguments, outcome, seconds)`, which must not block. The outcome is the
+    call's ("ok", "tool_error", "error"), after the policy's verdict when there was one
+    ("confirmed; ok", "declined", "denied by policy", ...)."""
 
-    def __init__(self, gateway: Gateway, audit: Callable[..., None] | None = None) -> None:
+    def __init__(self, gateway: Gateway, audit: Callable[..., None] | None = None,
+                 policy: HostCallPolicy | None = None) -> None:
         self.gateway = gateway
         self._audit = audit
+        self._guard = HostCallGuard(gateway, policy or HostCallPolicy(), audit)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
-        from orchestrator_mcp.front.errors import tool_errors
-
         started = time.perf_counter()
         outcome = "error"
+        verdict: Verdict | None = None
         try:
             with tool_errors():
+                try:
+                    rule = self._guard.rule(name)
+                except KeyError:  # first call of this tool in this catalog version
+                    rule = await self._guard.resolve(name)
+                if rule is not None:
+                    decision = await self._guard.decide(name, arguments, rule)
+                    verdict = decision.verdict
+                    if decision.ask is not None:
+                        return decision.ask
+                    if not verdict.runs:
+                        raise ToolError(decision.refusal or f"{name} was not called")
                 result = to_tool_result(await self.gateway.call_tool(name, arguments))
             outcome = "tool_error" if result.is_error else "ok"
             return result
         finally:
             if self._audit is not None:
+                if verdict is not None:
+                    outcome = verdict.value if not verdict.runs else f"{verdict}; {outcome}"
                 self._audit(name, arguments, outcome, time.perf_counter() - started)
 
 

@@ -14,19 +14,19 @@ from typing import Annotated, Any, Literal
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
-from mcp_types import (
-    ClientCapabilities,
-    ElicitationCapability,
-    ElicitRequest,
-    ElicitRequestFormParams,
-    InputRequiredResult,
-    ToolAnnotations,
-)
+from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.agents import AGENT_NAMES
 from orchestrator_mcp.config.workflows import WorkflowDef
-from orchestrator_mcp.front.scopes import current_principal
+from orchestrator_mcp.front.inline_approval import (
+    ApprovalAnswer,
+    accepted_answer,
+    ask,
+    can_ask,
+    input_required,
+    modern,
+)
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
 from orchestrator_mcp.telemetry.audit import AuditEntry
@@ -170,11 +170,6 @@ def _caller(ctx: Context | None) -> str:
     return "mcp"
 
 
-class ApprovalAnswer(BaseModel):
-    approved: bool = Field(description="run the call as shown?")
-    reason: str = Field(default="", description="optional, recorded with the decision")
-
-
 def _approval_question(record: RunRecord) -> str:
     pending = record.pending_approval
     assert pending is not None
@@ -182,27 +177,8 @@ def _approval_question(record: RunRecord) -> str:
             f"{json.dumps(pending.arguments)[:1500]}. {pending.reason}. Approve?")
 
 
-def _modern(ctx: Context) -> bool:
-    return bool(ctx._is_modern_protocol())  # fastmcp 4.1 has no public era accessor
-
-
-def _can_ask(ctx: Context) -> bool:
-    """The host can show its user a question, and this caller may approve."""
-    principal = current_principal()
-    if principal is not None and "approve" not in principal.scopes:
-        return False
-    with contextlib.suppress(Exception):
-        return bool(ctx.session.check_client_capability(
-            ClientCapabilities(elicitation=ElicitationCapability())))
-    return False
-
-
 def _input_required(record: RunRecord) -> InputRequiredResult:
-    schema = ApprovalAnswer.model_json_schema()
-    schema.pop("title", None)
-    request = ElicitRequest(params=ElicitRequestFormParams(
-        message=_approval_question(record), requested_schema=schema))
-    return InputRequiredResult(input_requests={"approval": request}, request_state=record.id)
+    return input_required(_approval_question(record), record.id)
 
 
 async def _decide(engine: RunEngine, record: RunRecord, answer: ApprovalAnswer,
@@ -212,12 +188,9 @@ async def _decide(engine: RunEngine, record: RunRecord, answer: ApprovalAnswer,
 
 
 async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> None:
-    response = (ctx.input_responses or {}).get("approval") if ctx is not None else None
-    if response is None or getattr(response, "action", None) != "accept":
+    answer = accepted_answer(ctx) if ctx is not None else None
+    if answer is None:
         return
-    if ctx is None or not _can_ask(ctx):
-        raise ToolError("this caller may not approve calls")
-    answer = ApprovalAnswer.model_validate(response.content or {})
     record = await engine.get(run_id)
     if record.status is RunStatus.AWAITING_APPROVAL:
         await _decide(engine, record, answer, ctx)
@@ -252,13 +225,13 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
             if wait:
                 record = await engine.wait(record.id, wait_seconds, on_progress=progress)
         while (wait and record.status is RunStatus.AWAITING_APPROVAL
-               and ctx is not None and _can_ask(ctx)):
-            if _modern(ctx):
+               and ctx is not None and can_ask(ctx)):
+            if modern(ctx):
                 return _input_required(record)  # type: ignore[return-value]
-            answer = await ctx.elicit(_approval_question(record), ApprovalAnswer)
-            if getattr(answer, "action", None) != "accept":
+            answer = await ask(ctx, _approval_question(record))
+            if answer is None:
                 break  # declined or cancelled: the call stays pending for approve()
-            await _decide(engine, record, answer.data, ctx)
+            await _decide(engine, record, answer, ctx)
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
     return RunView.of(record)
 

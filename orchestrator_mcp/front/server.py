@@ -93,41 +93,85 @@ def _tool_infos(
     return infos
 
 
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number",
+               float: "a number", bool: "a boolean", type(None): "null"}
+
+
+def _arguments_object(arguments: dict[str, Any] | str | None) -> dict[str, Any]:
+    """call_tool's arguments as an object; the JSON text of an object is accepted too (the
+    MCP Inspector CLI and several models send nested objects that way)."""
+    if arguments is None:
+        return {}
+    if isinstance(arguments, dict):
+        return arguments
+    shown = arguments if len(arguments) <= 80 else arguments[:80] + "..."
+    expected = ('arguments must be a JSON object of the tool\'s arguments, e.g. '
+                '{"message": "hi"}, or the JSON text of one')
+    try:
+        parsed = json.loads(arguments)
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{expected}; got a string that is not valid JSON ({exc.msg} at "
+                        f"character {exc.pos}): {shown!r}") from None
+    except RecursionError:
+        raise ToolError(f"{expected}; got a string nested too deeply to read") from None
+    if not isinstance(parsed, dict):
+        raise ToolError(f"{expected}; got a string holding {_JSON_TYPES[type(parsed)]}: "
+                        f"{shown!r}")
+    return parsed
+
+
 class HostCallAudit:
     """Records hosts' catalog calls in the audit log without making them wait: entries are
     written in batches, one transaction every FLUSH_SECONDS (and when the front stops), so a
-    call costs the host a list append instead of a commit."""
+    call costs the host a list append instead of a commit. Calls made while the run engine
+    (which opens the audit log) is still starting are kept until it is up."""
 
     FLUSH_SECONDS = 0.2
+    START_WAIT_SECONDS = 120.0
+    MAX_PENDING = 10_000
 
     def __init__(self, engine: RunEngine) -> None:
         self._engine = engine
         self._entries: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._dropped = 0
 
     def __call__(self, tool: str, arguments: dict[str, Any], outcome: str,
                  seconds: float) -> None:
-        if self._engine.audit is None:
-            return
         principal = current_principal()
         caller = f"http:{principal.name}" if principal is not None else "stdio"
-        self._entries.append(dict(kind="tool_call", caller=caller, tool=tool,
-                                  arguments=arguments, outcome=outcome, seconds=seconds,
-                                  at=time.time()))
+        if len(self._entries) < self.MAX_PENDING:
+            self._entries.append(dict(kind="tool_call", caller=caller, tool=tool,
+                                      arguments=arguments, outcome=outcome, seconds=seconds,
+                                      at=time.time()))
+        else:
+            self._dropped += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.FLUSH_SECONDS)
+        waited = self.FLUSH_SECONDS
+        while self._engine.audit is None and waited < self.START_WAIT_SECONDS:
+            await asyncio.sleep(self.FLUSH_SECONDS)  # the engine is still starting
+            waited += self.FLUSH_SECONDS
         await self.flush()
 
     async def flush(self) -> None:
         entries, self._entries = self._entries, []
+        dropped, self._dropped = self._dropped, 0
+        log = logging.getLogger(__name__)
+        if self._engine.audit is None:
+            dropped += len(entries)
+            entries = []
+        if dropped:
+            log.error("%d host-call audit entries were lost (the audit log was not open or "
+                      "%d entries were waiting)", dropped, self.MAX_PENDING)
         if entries:
             try:
                 await asyncio.to_thread(self._engine.audit.record_many, entries)
             except Exception:  # noqa: BLE001 - the audit must not take the front down
-                logging.getLogger(__name__).exception("audit entries could not be written")
+                log.exception("audit entries could not be written")
 
 
 def build_front(
@@ -171,7 +215,7 @@ def build_front(
     )
     notifier.install(mcp)
     audit = HostCallAudit(engine) if engine is not None else None
-    host_calls = HostCalls(gateway, audit)
+    host_calls = HostCalls(gateway, audit, settings.host_calls)
 
     pending: set[asyncio.Task[None]] = set()
 
@@ -209,11 +253,13 @@ def build_front(
     async def call_tool(
         name: Annotated[str, Field(description="catalog name, '<server>_<tool>'", min_length=1)],
         arguments: Annotated[
-            dict[str, Any] | None, "arguments for the tool, as its input schema says"
+            dict[str, Any] | str | None,
+            "arguments for the tool, as its input schema says: an object (or its JSON text)",
         ] = None,
     ) -> ToolResult:
-        """Call any tool of the catalog by name; the result is the downstream tool's own."""
-        return await host_calls.call(name, arguments or {})
+        """Call any tool of the catalog by name; the result is the downstream tool's own.
+        Destructive tools may first ask you to confirm (gateway.host_calls)."""
+        return await host_calls.call(name, _arguments_object(arguments))
 
     @mcp.resource("orchestrator://servers", mime_type="application/json")
     def servers_resource() -> str:

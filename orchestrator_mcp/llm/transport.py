@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 from orchestrator_mcp.llm.types import LLMError
-from orchestrator_mcp.telemetry.audit import redact_text
+from orchestrator_mcp.telemetry.redaction import redact_text
 
 T = TypeVar("T")
 
@@ -29,7 +29,8 @@ class Transient(Exception):
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` without the given secrets or anything shaped like a key or bearer token."""
+    """`text` without the given secrets, the configured ones (the process's redactor) or
+    anything shaped like a key or bearer token."""
     return redact_text(text, secrets)
 
 

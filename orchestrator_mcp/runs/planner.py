@@ -32,6 +32,7 @@ from orchestrator_mcp.runs.models import (
 )
 from orchestrator_mcp.runs.store import RunStore
 from orchestrator_mcp.telemetry import metrics, tracing
+from orchestrator_mcp.telemetry.redaction import redact_text
 
 WORKFLOW_NAME = "orchestrator_run"
 MAX_DELEGATION_DEPTH = 3  # a delegated run may delegate, up to this many levels
@@ -78,7 +79,8 @@ async def _store(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 async def _record(run_id: str, n: int, kind: str, summary: str, **detail: Any) -> None:
-    step = StepRecord(n=n, kind=kind, at=time.time(), summary=summary[:500], detail=detail)
+    step = StepRecord(n=n, kind=kind, at=time.time(), summary=redact_text(summary, limit=500),
+                      detail=detail)
     await _store(rt().store.add_step, run_id, step)
     rt().notify(run_id)
 
@@ -246,7 +248,7 @@ async def tool_step(
     step = StepRecord(n=n, kind="tool", at=time.time(),
                       summary=f"{tool}: {'error' if is_error else 'ok'}",
                       detail={"tool": tool, "arguments": arguments, "is_error": is_error,
-                              "result": text[:4000],
+                              "result": redact_text(text, limit=4000),
                               "seconds": round(time.perf_counter() - started, 4),
                               "repeated_after_restart": state == "started"})
     await _store(store.finish_tool_call, run_id, call_id, outcome, step)

@@ -3,6 +3,12 @@ and the tool-call ledger that tells a completed call from one that is in doubt.
 
 SQLAlchemy Core, so the same code serves the embedded SQLite file and PostgreSQL. Calls are
 blocking and short; async callers go through `asyncio.to_thread`.
+
+What runs produce is redacted here, on its way in, by the process's redactor
+(`telemetry.redaction`: configured secrets and credential shapes): step summaries and
+details, tool results in the ledger, answers, errors and pending approvals, so `get_run`
+and the tables never hold a tool result's URL password or a configured token. A run's goal
+and context are kept as given: the run reads them back to work on them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from orchestrator_mcp.runs.models import (
     StopReason,
     Usage,
 )
+from orchestrator_mcp.telemetry.redaction import redact, redact_text
 
 metadata = sa.MetaData()
 
@@ -170,15 +177,17 @@ class RunStore:
         if stop_reason is not None:
             values["stop_reason"] = stop_reason.value
         if answer is not None:
-            values["answer"] = answer
+            values["answer"] = redact_text(answer)
         if error is not None:
-            values["error"] = error
+            values["error"] = redact_text(error)
         if usage is not None:
             values["usage"] = usage.model_dump_json()
         if pending is None:
             values["pending_approval"] = None
         elif isinstance(pending, PendingApproval):
-            values["pending_approval"] = pending.model_dump_json()
+            values["pending_approval"] = pending.model_copy(update={
+                "arguments": redact(pending.arguments), "reason": redact_text(pending.reason),
+            }).model_dump_json()
         with self.engine.begin() as db:
             query = runs.update().where(runs.c.id == run_id)
             if status is not None:
@@ -269,8 +278,8 @@ class RunStore:
         db.execute(run_steps.delete().where(
             (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)))
         db.execute(run_steps.insert().values(
-            run_id=run_id, n=step.n, kind=step.kind, at=step.at, summary=step.summary,
-            detail=_dumps(step.detail)))
+            run_id=run_id, n=step.n, kind=step.kind, at=step.at,
+            summary=redact_text(step.summary), detail=_dumps(redact(step.detail))))
 
     def begin_tool_call(self, run_id: str, call_id: str, tool: str) -> tuple[str, Any]:
         """Record that a call is about to be sent; say what an earlier attempt left.
@@ -296,5 +305,5 @@ class RunStore:
         with self.engine.begin() as db:
             db.execute(tool_calls.update().where(
                 (tool_calls.c.run_id == run_id) & (tool_calls.c.call_id == call_id)
-            ).values(state="done", finished_at=time.time(), result=_dumps(result)))
+            ).values(state="done", finished_at=time.time(), result=_dumps(redact(result))))
             self._put_step(db, run_id, step)

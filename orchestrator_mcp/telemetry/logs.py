@@ -2,8 +2,10 @@
 
 Every handler carries a `RedactingFilter`, so no record reaches stderr or the log file with
 a secret in it: credential shapes (bearer tokens, `api_key=…`, URL passwords, AWS keys…)
-and the values of secret-looking environment variables and configured tokens, as read
-when logging is configured.
+and the values of secret-looking environment variables and of configured secrets, as read
+when logging is configured. The filter uses the process's default `Redactor`, which
+`configure_logging` installs: the audit log, run records and spans use the same one, so a
+secret known to the logs is hidden everywhere.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import logging.handlers
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, unquote_plus, urlsplit
 
-from orchestrator_mcp.telemetry.audit import redact_text
+from orchestrator_mcp.telemetry.redaction import Redactor, install
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -33,9 +36,39 @@ def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     return [v for k, v in environ.items() if SECRET_ENV.search(k) and len(v) >= MIN_SECRET_LENGTH]
 
 
+def url_secrets(url: str | None) -> list[str]:
+    """The password and the query values of a URL, as written and decoded
+    (`https://u:PW@host/mcp?license=KEY`): a server's URL is logged by the HTTP client on
+    every request."""
+    if not url or "://" not in url:
+        return []
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. a bad port: nothing to take apart
+        return []
+    found = [password, unquote(password)] if password else []
+    for pair in re.split(r"[&;]", parts.query):
+        value = pair.partition("=")[2]
+        found += [value, unquote_plus(value)]
+    return found
+
+
+def _header_secrets(headers: Mapping[str, str]) -> Iterator[str]:
+    """Every header value (X-Api-Key, X-License… carry secrets under any name), and the
+    credentials of `Authorization: <scheme> <credentials>` on their own."""
+    for value in headers.values():
+        yield value
+        scheme, _, credentials = value.strip().partition(" ")
+        if credentials:
+            yield credentials.strip()
+
+
 def config_secrets(config: Any) -> list[str]:
-    """Tokens written in servers.yaml / profiles.yaml: the HTTP tokens, the alert webhook
-    token, and downstream servers' env and header values under secret-looking names."""
+    """Secrets written in servers.yaml / profiles.yaml: the HTTP and alert tokens, the
+    alert HMAC secret and delivery URL, the LLM key, passwords and query values of every
+    URL (downstream servers, URLs in their env, LLM endpoints, the runs database),
+    downstream servers' header values and their env values under secret-looking names."""
     found: list[str | None] = []
     servers = getattr(config, "servers", None)
     http = getattr(servers, "http", None)
@@ -43,25 +76,39 @@ def config_secrets(config: Any) -> list[str]:
         found.append(http.token)
         found.extend(t.token for t in http.tokens)
     for server in (getattr(servers, "servers", None) or {}).values():
-        for mapping in (server.env, server.headers):
-            found.extend(v for k, v in mapping.items() if SECRET_ENV.search(k)
-                         or k.lower() == "authorization")
+        for key, value in server.env.items():
+            found.extend([value] if SECRET_ENV.search(key) else url_secrets(value))
+        found.extend(_header_secrets(server.headers))
+        found.extend(url_secrets(server.url))
+    llm = getattr(servers, "llm", None)
+    if llm is not None:
+        found.append(llm.api_key.get_secret_value() if llm.api_key is not None else None)
+        found.extend(url_secrets(llm.base_url))
+        found.extend(url_secrets(llm.endpoint_url))
+    found.extend(url_secrets(getattr(getattr(servers, "runs", None), "database_url", None)))
     alerts = getattr(getattr(config, "profiles", None), "alerts", None)
-    found.append(getattr(alerts, "token", None))
-    return [s for s in found if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH]
+    if alerts is not None:
+        found.extend((alerts.token, alerts.hmac_secret, alerts.deliver_url))
+        found.extend(url_secrets(alerts.deliver_url))
+    return list(dict.fromkeys(s for s in found
+                              if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH))
 
 
 class RedactingFilter(logging.Filter):
     """Rewrites each record's message (and its traceback) with secrets as ***."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, redactor: Redactor | Iterable[str] = ()) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is hidden whole.
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.redactor = redactor if isinstance(redactor, Redactor) else Redactor(redactor)
         self._traceback = logging.Formatter()
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self.redactor.secrets
+
     def add(self, secrets: Iterable[str | None]) -> None:
-        self.secrets = sorted({*self.secrets, *(s for s in secrets if s)}, key=len, reverse=True)
+        """Hide these too, here and wherever this filter's redactor is used."""
+        self.redactor.add(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "_redacted", False):  # done by the previous handler
@@ -71,15 +118,15 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string: leave it to the handler
             return True
-        clean = redact_text(message, self.secrets)
+        clean = self.redactor.text(message)
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._traceback.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact_text(record.exc_text, self.secrets)
+            record.exc_text = self.redactor.text(record.exc_text)
         if record.stack_info:
-            record.stack_info = redact_text(record.stack_info, self.secrets)
+            record.stack_info = self.redactor.text(record.stack_info)
         return True
 
 
@@ -100,13 +147,16 @@ def configure_logging(data_dir: Path, level: str = "INFO",
     root = logging.getLogger()
     root.handlers.clear()
     formatter = logging.Formatter(LOG_FORMAT)
-    redactor = RedactingFilter([*env_secrets(), *(s for s in secrets if s)])
+    # The process's one redactor, for the logs and everything else (see module docstring).
+    redactor = Redactor([*env_secrets(), *secrets])
+    install(redactor)
+    redacting = RedactingFilter(redactor)
     for handler in (
         logging.StreamHandler(sys.stderr),
         logging.handlers.RotatingFileHandler(log_file, maxBytes=10_000_000, backupCount=3),
     ):
         handler.setFormatter(formatter)
-        handler.addFilter(redactor)
+        handler.addFilter(redacting)
         root.addHandler(handler)
     root.setLevel(level.upper())
     return log_dir

@@ -30,7 +30,8 @@ parent's run span. Workflow runs get the same layout (their tool calls are plann
 Tracing uses its own TracerProvider, not the global one: the MCP SDK and fastmcp would
 otherwise export a span for every host request. Our spans are still made current, so a
 library that propagates the current context carries the trace onwards.
-Span texts (errors, the goal) go through `redact_text`; the goal is only recorded when
+Span texts (errors, the goal) go through the process's redactor (`telemetry.redaction`),
+cut to MAX_TEXT characters first so a huge error costs little; the goal is only recorded when
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true, as the GenAI conventions advise.
 """
 
@@ -47,7 +48,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from orchestrator_mcp.telemetry.audit import redact_text
+from orchestrator_mcp.telemetry.redaction import redact_text
 
 if TYPE_CHECKING:
     from orchestrator_mcp.llm.types import Completion
@@ -237,7 +238,7 @@ def _run_span_context(run_id: str) -> Any:
 
 
 def _clean(text: str) -> str:
-    return redact_text(text)[:MAX_TEXT]
+    return redact_text(text, limit=MAX_TEXT)
 
 
 def _capture_content() -> bool:
