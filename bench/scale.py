@@ -74,7 +74,7 @@ async def measure(config_dir: Path, data_dir: Path, workers: int, runs: int,
         started = time.perf_counter()
         ids = [(await engine.submit(f"scale run {i}")).id for i in range(runs)]
         while True:
-            done = await asyncio.to_thread(engine.store.count, _completed())
+            done = await engine.count(_completed())
             if done >= len(ids):
                 break
             if time.perf_counter() - started > 600:

@@ -18,6 +18,8 @@ from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.workflows import submit as workflow_runs
+from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 START_DELAY = 0.3
 
@@ -28,6 +30,7 @@ class Application:
     data_dir: Path
     gateway: Gateway
     engine: RunEngine
+    workflows: WorkflowRuns
     alerts: AlertService
     front: FastMCP = field(init=False)
     execute: bool = True  # also execute runs (serve --no-execute: only a front)
@@ -122,14 +125,17 @@ def build_application(
     kb = knowledge_base(config, data_dir)
     gateway = Gateway(config.servers.servers, settings, log_dir,
                       in_process=in_process_servers(config, data_dir, kb))
+    definitions = config.profiles.workflows
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        pricer(config), settings=config.servers.runs,
-                       workflows=config.profiles.workflows,
+                       kinds=[workflow_runs.run_kind(definitions)],
                        audit_retention_days=config.servers.audit.retention_days)
-    alerts = AlertService(config.profiles.alerts, engine, http_token(config))
-    application = Application(config, data_dir, gateway, engine, alerts)
+    workflows = workflow_runs.WorkflowRuns(engine, definitions)
+    alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
+    application = Application(config, data_dir, gateway, engine, workflows, alerts)
     application.front = build_front(gateway, settings, engine, application.running,
-                                    http=config.servers.http if http else None, knowledge=kb)
+                                    http=config.servers.http if http else None, knowledge=kb,
+                                    workflows=workflows)
     return application
 
 

@@ -128,7 +128,7 @@ def _problems(tmp_path: Path, workflow: dict, name: str = "w") -> list[str]:
 @pytest.mark.parametrize(("steps", "message"), [
     ([{"id": "a", "tool": "x", "depends_on": ["b"]}, {"id": "b", "tool": "x",
                                                      "depends_on": ["a"]}],
-     "cycle: a, b"),
+     "cycle: a -> b -> a"),
     ([{"id": "a", "tool": "x", "depends_on": ["ghost"]}], "depends on unknown step 'ghost'"),
     ([{"id": "a", "tool": "x"},
       {"id": "b", "tool": "x", "arguments": {"v": "{{ steps.a.output }}"}}],

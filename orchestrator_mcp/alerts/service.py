@@ -10,6 +10,7 @@ twice creates one run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -17,15 +18,18 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from orchestrator_mcp.alerts.payload import Notification
 from orchestrator_mcp.config.models import AlertRule, AlertsSettings
-from orchestrator_mcp.runs.engine import RunEngine
-from orchestrator_mcp.runs.models import StepRecord
+from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
 from orchestrator_mcp.telemetry import metrics
+from orchestrator_mcp.workflows.submit import WorkflowRuns
+
+if TYPE_CHECKING:
+    from orchestrator_mcp.alerts.store import AlertStore
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +73,16 @@ def render_goal(rule: AlertRule, notification: Notification) -> str:
 
 
 class AlertService:
-    def __init__(self, settings: AlertsSettings, engine: RunEngine,
+    def __init__(self, settings: AlertsSettings, engine: RunEngine, workflows: WorkflowRuns,
                  http_token: str | None) -> None:
         self.settings = settings
         self.engine = engine
+        self.workflows = workflows
         from orchestrator_mcp.auth import Principal, TokenTable
 
         webhook = Principal("alertmanager", frozenset({"alerts"}))
         self._tokens = TokenTable((t, webhook) for t in (settings.token, http_token) if t)
-        self.store: Any = None  # AlertStore, opened by start()
+        self.store: AlertStore | None = None  # opened by start()
         # (receipt, the notification if this process parsed it, else None: reload it)
         self._queue: asyncio.Queue[tuple[str, Notification | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,8 +151,8 @@ class AlertService:
     async def start(self) -> None:
         from orchestrator_mcp.alerts.store import AlertStore  # SQLAlchemy: not at import
 
-        await self.engine._ready_or_raise()
-        self.store = await asyncio.to_thread(AlertStore, self.engine.store.engine)
+        await self.engine.ready()
+        self.store = await asyncio.to_thread(AlertStore, self.engine.sql_engine)
         for pending in await asyncio.to_thread(self.store.pending):
             self._queue.put_nowait((pending.receipt_id, None))
         self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor"),
@@ -236,16 +241,16 @@ class AlertService:
         group = await asyncio.to_thread(store.group, notification.group_id)
         open_run = None
         if group is not None and group.run_id:
-            record = await asyncio.to_thread(self.engine.store.get, group.run_id,
-                                             with_steps=False)
-            if record is not None and not record.status.finished:
-                open_run = record
+            if await self.engine.unfinished([group.run_id]):
+                open_run = group.run_id
 
         if notification.status == "resolved":
             if group is None or group.run_id is None:
                 return await settle("resolved_without_run")
             await asyncio.to_thread(store.touch_group, notification.group_id, resolved=True)
-            await self._annotate(group.run_id, "the alert group resolved in Alertmanager")
+            with contextlib.suppress(RunNotFound):
+                await self.engine.annotate(group.run_id,
+                                           "the alert group resolved in Alertmanager")
             if open_run is not None and rule.cancel_on_resolved:
                 await self.engine.cancel(group.run_id)
                 return await settle("cancelled", group.run_id)
@@ -254,7 +259,7 @@ class AlertService:
         if open_run is not None:
             await asyncio.to_thread(store.touch_group, notification.group_id)
             metrics.ALERT_DEDUPLICATED.inc()
-            return await settle("deduplicated", open_run.id)
+            return await settle("deduplicated", open_run)
         if rule.cooldown_seconds:
             last = await asyncio.to_thread(store.last_run_opened, rule.name)
             if last is not None and time.time() - last < rule.cooldown_seconds:
@@ -265,8 +270,8 @@ class AlertService:
         try:
             if rule.workflow is not None:
                 inputs = {k: _render(v, notification) for k, v in rule.workflow_inputs.items()}
-                await self.engine.submit_workflow(rule.workflow, inputs, source="alertmanager",
-                                                  run_id=run_id)
+                await self.workflows.submit(rule.workflow, inputs, source="alertmanager",
+                                            run_id=run_id)
             else:
                 await self.engine.submit(render_goal(rule, notification), rule.profile,
                                          {"alert": notification.model_dump(by_alias=True)},
@@ -280,21 +285,13 @@ class AlertService:
 
     async def _rule_busy(self, rule: AlertRule) -> bool:
         assert self.store is not None
-        open_runs = await asyncio.to_thread(self.store.open_runs_for_rule, rule.name)
-        return open_runs >= rule.max_concurrent
+        opened = await asyncio.to_thread(self.store.runs_of_rule, rule.name)
+        return len(await self.engine.unfinished(opened)) >= rule.max_concurrent
 
     async def _storming(self) -> bool:
         assert self.store is not None
         recent = await asyncio.to_thread(self.store.runs_opened_since, time.time() - 60)
         return recent >= self.settings.max_new_runs_per_minute
-
-    async def _annotate(self, run_id: str, text: str) -> None:
-        record = await asyncio.to_thread(self.engine.store.get, run_id)
-        if record is None:
-            return
-        n = 1_000_000 + len(record.steps)
-        await asyncio.to_thread(self.engine.store.add_step, run_id,
-                                StepRecord(n=n, kind="note", at=time.time(), summary=text))
 
     async def _storm_summarizer(self) -> None:
         """Deferred notifications become one summary run when there is room again."""

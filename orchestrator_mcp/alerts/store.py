@@ -135,17 +135,11 @@ class AlertStore:
             db.execute(groups.update().where(groups.c.run_id == run_id)
                        .values(delivered_at=time.time()))
 
-    def open_runs_for_rule(self, rule: str) -> int:
-        """Runs this rule opened that have not ended (one query over both tables)."""
-        from orchestrator_mcp.runs.store import runs
-
-        finished = ("completed", "failed", "cancelled")
+    def runs_of_rule(self, rule: str) -> list[str]:
+        """Runs this rule opened (the run engine says which have not ended)."""
         with self.engine.connect() as db:
-            return int(db.execute(
-                sa.select(sa.func.count()).select_from(
-                    groups.join(runs, runs.c.id == groups.c.run_id))
-                .where((groups.c.rule == rule) & runs.c.status.notin_(finished))
-            ).scalar_one())
+            return [r[0] for r in db.execute(sa.select(groups.c.run_id).where(
+                (groups.c.rule == rule) & groups.c.run_id.isnot(None)))]
 
     def last_run_opened(self, rule: str) -> float | None:
         with self.engine.connect() as db:

@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_workflow(args: argparse.Namespace) -> int:
     async def work(app: Any) -> int:
-        record = await app.engine.submit_workflow(args.name, dict(args.input), source="cli")
+        record = await app.workflows.submit(args.name, dict(args.input), source="cli")
         print(f"workflow run {record.id} ({args.name}) inputs {json.dumps(record.context)}")
         return EXIT_OK if args.detach else await _follow(app.engine, record)
 

@@ -125,7 +125,7 @@ class WorkflowDef(Strict):
             if step.goto is not None and step.goto not in known:
                 raise ValueError(f"step {step.id!r}: on_failure goes to unknown step "
                                  f"{step.goto!r}")
-        order = topological_order(steps)
+        topological_order(steps)  # a cycle is an error
         ancestors = {s.id: _ancestors(s.id, steps) for s in steps}
         for step in steps:
             try:
@@ -142,7 +142,6 @@ class WorkflowDef(Strict):
                 if ref not in ancestors[step.id]:
                     raise ValueError(f"step {step.id!r} reads steps.{ref} but does not depend "
                                      f"on it (add {ref!r} to depends_on)")
-        del order
         return steps
 
 
@@ -159,17 +158,12 @@ def _ancestors(step_id: str, steps: list[WorkflowStep]) -> set[str]:
 
 
 def topological_order(steps: list[WorkflowStep]) -> list[str]:
-    """Kahn's algorithm; a cycle is an error naming the steps on it."""
-    remaining = {s.id: set(s.depends_on) for s in steps}
-    order: list[str] = []
-    while remaining:
-        ready = sorted(i for i, deps in remaining.items() if not deps)
-        if not ready:
-            raise ValueError("steps depend on each other in a cycle: "
-                             + ", ".join(sorted(remaining)))
-        for i in ready:
-            order.append(i)
-            del remaining[i]
-        for deps in remaining.values():
-            deps.difference_update(ready)
-    return order
+    """The steps in an order where each comes after what it depends on (ties by position);
+    a cycle is an error naming the steps on it."""
+    from graphlib import CycleError, TopologicalSorter
+
+    try:
+        return list(TopologicalSorter({s.id: s.depends_on for s in steps}).static_order())
+    except CycleError as exc:
+        raise ValueError("steps depend on each other in a cycle: "
+                         + " -> ".join(exc.args[1])) from None

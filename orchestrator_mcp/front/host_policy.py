@@ -19,7 +19,6 @@ lookup for the policy.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import secrets
 import time
@@ -40,7 +39,7 @@ from orchestrator_mcp.front.inline_approval import (
     modern,
 )
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
-from orchestrator_mcp.runs.policy import is_destructive
+from orchestrator_mcp.runs.policy import is_destructive, matching
 
 # A tool -> its dry run, called with the same arguments to show what the call would change.
 PREVIEWS = {"ansible_run": "ansible_check"}
@@ -77,17 +76,13 @@ class Decision:
     ask: InputRequiredToolResult | None = None  # 2026-07-28: the question is the result
 
 
-def _matches(name: str, patterns: list[str]) -> str | None:
-    return next((p for p in patterns if fnmatch.fnmatchcase(name, p)), None)
-
-
 def rule_for(entry: CatalogTool, policy: HostCallPolicy) -> Rule | None:
     """The rule for hosts' calls of one tool; None: it runs at once, nothing to decide."""
     hints = entry.tool.annotations
     risky = is_destructive(entry)
-    if pattern := _matches(entry.name, policy.allow):
+    if pattern := matching(entry.name, policy.allow):
         return Rule("allow", f"gateway.host_calls.allow matches {pattern!r}") if risky else None
-    if pattern := _matches(entry.name, policy.require):
+    if pattern := matching(entry.name, policy.require):
         return Rule("confirm", f"gateway.host_calls.require matches {pattern!r}")
     if not risky:
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import json
@@ -30,6 +29,7 @@ from orchestrator_mcp.front.inline_approval import (
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
 from orchestrator_mcp.telemetry.audit import AuditEntry
+from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 MAX_WAIT = 600.0
@@ -236,7 +236,8 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
     return RunView.of(record)
 
 
-def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
+def register_run_tools(mcp: FastMCP, engine: RunEngine,
+                       workflows: WorkflowRuns | None = None) -> None:
     @mcp.tool
     async def run(
         goal: Annotated[str, Field(description="what the run should achieve", min_length=1,
@@ -333,7 +334,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
     @mcp.tool(annotations=READ_ONLY)
     def list_workflows() -> list[WorkflowInfo]:
         """YAML workflows: their inputs and steps (tool, agent, approval)."""
-        return [WorkflowInfo.of(name, w) for name, w in sorted(engine.workflows.items())]
+        definitions = workflows.definitions if workflows is not None else {}
+        return [WorkflowInfo.of(name, w) for name, w in sorted(definitions.items())]
 
     @mcp.tool
     async def run_workflow(
@@ -344,8 +346,10 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
         ctx: Context | None = None,
     ) -> RunView:
         """Run a workflow; its approval gates and tool approvals use approve()."""
+        if workflows is None:
+            raise ToolError("workflows are not enabled in this server")
         with run_errors():
-            record = await engine.submit_workflow(name, inputs)
+            record = await workflows.submit(name, inputs)
             if wait:
                 record = await engine.wait(record.id, wait_seconds,
                                            on_progress=_progress_reporter(ctx))
@@ -362,9 +366,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine) -> None:
         """The audit log, newest first: tool calls (who, what, arguments with secrets
         redacted, outcome, duration) and approval decisions."""
         with run_errors():
-            await engine._ready_or_raise()
-        return await asyncio.to_thread(engine.audit.query, run_id=run_id, tool=tool,
-                                       kind=kind, since=_since(since), limit=limit)
+            return await engine.audit(run_id=run_id, tool=tool, kind=kind,
+                                      since=_since(since), limit=limit)
 
     @mcp.tool(annotations=READ_ONLY)
     async def costs(

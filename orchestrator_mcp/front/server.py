@@ -31,7 +31,8 @@ from orchestrator_mcp.front.runs_tools import register_run_tools
 from orchestrator_mcp.front.scopes import ScopeGuard, current_principal, rate_limiter
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
-from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.runs.engine import RunEngine, RunError
+from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 INSTRUCTIONS = """\
 orchestrator-mcp gathers many MCP servers behind one catalog of tools named
@@ -127,7 +128,6 @@ class HostCallAudit:
     (which opens the audit log) is still starting are kept until it is up."""
 
     FLUSH_SECONDS = 0.2
-    START_WAIT_SECONDS = 120.0
     MAX_PENDING = 10_000
 
     def __init__(self, engine: RunEngine) -> None:
@@ -151,27 +151,23 @@ class HostCallAudit:
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.FLUSH_SECONDS)
-        waited = self.FLUSH_SECONDS
-        while self._engine.audit is None and waited < self.START_WAIT_SECONDS:
-            await asyncio.sleep(self.FLUSH_SECONDS)  # the engine is still starting
-            waited += self.FLUSH_SECONDS
         await self.flush()
 
     async def flush(self) -> None:
         entries, self._entries = self._entries, []
         dropped, self._dropped = self._dropped, 0
         log = logging.getLogger(__name__)
-        if self._engine.audit is None:
-            dropped += len(entries)
-            entries = []
+        if entries:
+            try:  # waits (bounded) for an engine that is still starting
+                await self._engine.record_audit(entries)
+            except RunError as exc:
+                log.error("%s", exc)
+                dropped += len(entries)
+            except Exception:  # noqa: BLE001 - the audit must not take the front down
+                log.exception("audit entries could not be written")
         if dropped:
             log.error("%d host-call audit entries were lost (the audit log was not open or "
                       "%d entries were waiting)", dropped, self.MAX_PENDING)
-        if entries:
-            try:
-                await asyncio.to_thread(self._engine.audit.record_many, entries)
-            except Exception:  # noqa: BLE001 - the audit must not take the front down
-                log.exception("audit entries could not be written")
 
 
 def build_front(
@@ -181,6 +177,7 @@ def build_front(
     lifespan: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
     http: HttpSettings | None = None,
     knowledge: KnowledgeBase | None = None,
+    workflows: WorkflowRuns | None = None,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
     job); without it the gateway alone is started. `http`: served over HTTP, so check
@@ -273,7 +270,7 @@ def build_front(
         return json.dumps([i.model_dump() for i in infos], indent=2)
 
     if engine is not None:
-        register_run_tools(mcp, engine)
+        register_run_tools(mcp, engine, workflows)
     if knowledge is not None:
         register_knowledge_tools(mcp, knowledge)
 

@@ -16,18 +16,34 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.config.models import RunsSettings
-from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
-from orchestrator_mcp.runs.models import ApprovalDecision, RunRecord, RunStatus, StopReason
+from orchestrator_mcp.runs.errors import (
+    RunConflict,
+    RunError,
+    RunNotFound,
+    RunsUnavailable,
+)
+from orchestrator_mcp.runs.kinds import INSTANCE, PLANNER, RunKind
+from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord, StopReason
 from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
+from orchestrator_mcp.runs.ports import CostOf, ProviderFor
 from orchestrator_mcp.telemetry import tracing
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from orchestrator_mcp.runs.store import RunStore
+    from orchestrator_mcp.telemetry.audit import AuditEntry
+    from orchestrator_mcp.telemetry.audit_store import AuditLog
+
+__all__ = ["RunConflict", "RunEngine", "RunError", "RunNotFound", "RunsUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -39,47 +55,6 @@ RUN_QUEUE = "orchestrator_runs"
 # waiting for their children can never take every slot the children need.
 CHILD_QUEUE = "orchestrator_child_runs"
 QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
-
-
-class RunError(Exception):
-    """A user-facing problem with a run request: says what was wrong and how to fix it."""
-
-
-class RunNotFound(RunError):
-    """No run has the id asked for."""
-
-
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-    "object": (dict,), "array": (list,)}
-
-
-def check_inputs(workflow: WorkflowDef, given: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(workflow.inputs))
-    if unknown:
-        raise RunError(f"unknown input(s) {', '.join(unknown)}; the workflow takes: "
-                       f"{', '.join(sorted(workflow.inputs)) or 'no inputs'}")
-    values: dict[str, Any] = {}
-    for name, spec in workflow.inputs.items():
-        if name not in given:
-            if spec.required and spec.default is None:
-                raise RunError(f"input '{name}' is required ({spec.description or spec.type})")
-            values[name] = spec.default
-            continue
-        value = given[name]
-        if spec.type in ("integer", "number") and isinstance(value, str):
-            try:
-                value = int(value) if spec.type == "integer" else float(value)
-            except ValueError:
-                raise RunError(f"input '{name}' must be a {spec.type}, not {value!r}") from None
-        if spec.type == "boolean" and isinstance(value, str) and value.lower() in (
-                "true", "false"):
-            value = value.lower() == "true"
-        bad_bool = isinstance(value, bool) and spec.type in ("integer", "number")
-        if not isinstance(value, _TYPES[spec.type]) or bad_bool:
-            raise RunError(f"input '{name}' must be a {spec.type}, not {type(value).__name__}")
-        values[name] = value
-    return values
 
 
 def default_profiles(configured: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
@@ -95,19 +70,22 @@ class RunEngine:
         data_dir: Path,
         gateway: Gateway,
         profiles: dict[str, ProfileConfig],
-        provider_for: Callable[[ProfileConfig], Any],
-        cost_of: Callable[[str, str, int, int], float | None],
+        provider_for: ProviderFor,
+        cost_of: CostOf,
         *,
         settings: RunsSettings | None = None,
-        workflows: dict[str, WorkflowDef] | None = None,
+        kinds: Sequence[RunKind] = (),
         audit_retention_days: float = 90,
     ) -> None:
+        """`kinds`: durable run kinds besides the planner's (workflows), executed by this
+        engine when it executes; the engine itself knows none of them."""
         self.data_dir = data_dir
         self.gateway = gateway
         self.profiles = default_profiles(profiles)
-        self.workflows = workflows or {}
+        self.kinds = {kind.name: kind for kind in (PLANNER, *kinds)}
+        self._instances: dict[str, Any] = {}  # kind → its DBOS configured instance
         self._audit_retention_days = audit_retention_days
-        self.audit: Any = None
+        self._audit: AuditLog | None = None
         self._provider_for = provider_for
         self._cost_of = cost_of
         self.settings = settings or RunsSettings()
@@ -129,7 +107,7 @@ class RunEngine:
         self._listeners: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_file: Any = None
-        self.store: Any = None
+        self._store: RunStore | None = None
         self.executor = False
         self._dbos: Any = None
         self._client: Any = None
@@ -152,20 +130,20 @@ class RunEngine:
             from orchestrator_mcp.runs.store import RunStore
 
             try:
-                self.store = await asyncio.to_thread(RunStore, self._database_url)
+                self._store = await asyncio.to_thread(RunStore, self._database_url)
             except DatabaseError:
                 raise
             except Exception as exc:  # noqa: BLE001 - driver errors vary
                 raise explain_connect_error(self.database, exc) from None
             from orchestrator_mcp.telemetry.audit_store import AuditLog
 
-            self.audit = await asyncio.to_thread(AuditLog, self.store.engine,
-                                                 self._audit_retention_days)
+            self._audit = await asyncio.to_thread(AuditLog, self._db.engine,
+                                                  self._audit_retention_days)
             if execute:
-                await asyncio.to_thread(self.audit.purge)
+                await asyncio.to_thread(self._audit.purge)
             from orchestrator_mcp.telemetry import metrics
 
-            store = self.store
+            store = self._db
             metrics.APPROVALS_PENDING.set_function(
                 lambda: store.count(RunStatus.AWAITING_APPROVAL))
             if self.executor:
@@ -216,9 +194,6 @@ class RunEngine:
         import dbos  # noqa: F401
         import sqlalchemy  # noqa: F401
 
-        import orchestrator_mcp.runs.planner  # noqa: F401 - registers the workflows
-        import orchestrator_mcp.workflows.executor  # noqa: F401
-
     def _launch_dbos(self) -> None:
         from dbos import DBOS
 
@@ -229,13 +204,15 @@ class RunEngine:
                                     ) as db:
                 db.execute("PRAGMA journal_mode=WAL")
 
-        from orchestrator_mcp.runs import planner
+        from orchestrator_mcp.runs.ports import RunPorts
+        from orchestrator_mcp.runs.steps import RunSteps
 
-        planner.install(planner.Runtime(
-            store=self.store, gateway=self.gateway, profiles=self.profiles,
-            provider_for=self._provider_for, cost_of=self._cost_of, notify=self._notify,
-            workflows=self.workflows, engine=self, audit=self.audit,
-        ))
+        assert self._audit is not None
+        steps = RunSteps(RunPorts(
+            store=self._db, audit=self._audit, tools=self.gateway, profiles=self.profiles,
+            provider_for=self._provider_for, cost_of=self._cost_of, children=self,
+            notify=self._notify, connect_timeout=self.gateway.settings.connect_timeout))
+        self._instances = {name: kind.build(steps) for name, kind in self.kinds.items()}
         self._dbos = DBOS(config={
             "name": DBOS_APP_NAME,
             "system_database_url": self._dbos_url,
@@ -249,7 +226,7 @@ class RunEngine:
     # ---- replicas on a shared database -------------------------------------------------
 
     def _beat(self) -> None:
-        self.store.heartbeat(self.executor_id, socket.gethostname(), os.getpid(),
+        self._db.heartbeat(self.executor_id, socket.gethostname(), os.getpid(),
                              self._started_at)
 
     async def _heartbeats(self) -> None:
@@ -264,12 +241,12 @@ class RunEngine:
             try:
                 await asyncio.to_thread(self._beat)
                 cutoff = time.time() - self.settings.executor_dead_after_seconds
-                for dead in await asyncio.to_thread(self.store.silent_executors, cutoff):
+                for dead in await asyncio.to_thread(self._db.silent_executors, cutoff):
                     log.warning("executor %s has been silent for %.0f s: recovering its runs",
                                 dead, self.settings.executor_dead_after_seconds)
                     # DBOS has no public call for another executor's recovery yet.
                     await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
-                    await asyncio.to_thread(self.store.forget_executor, dead, cutoff)
+                    await asyncio.to_thread(self._db.forget_executor, dead, cutoff)
             except Exception:  # noqa: BLE001 - the database may be down for a while
                 log.exception("heartbeat failed; retrying")
 
@@ -280,7 +257,7 @@ class RunEngine:
         if self._failed:
             return self._failed
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.store.ping), 5)
+            await asyncio.wait_for(asyncio.to_thread(self._db.ping), 5)
         except Exception as exc:  # noqa: BLE001
             return str(explain_connect_error(self.database, exc))
         return None
@@ -299,19 +276,34 @@ class RunEngine:
 
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             self._dbos = None
-        if self.store is not None:
-            self.store.close()
+        if self._store is not None:
+            self._store.close()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
 
-    async def _ready_or_raise(self) -> None:
+    @property
+    def _db(self) -> RunStore:
+        if self._store is None:
+            raise RunsUnavailable(self._failed or "the run engine is still starting; try "
+                                  "again shortly")
+        return self._store
+
+    async def ready(self) -> None:
+        """Wait until the engine can take requests; RunsUnavailable when it cannot."""
         try:
             await asyncio.wait_for(self._ready.wait(), START_TIMEOUT)
         except TimeoutError:
-            raise RunError("the run engine is still starting; try again shortly") from None
+            raise RunsUnavailable("the run engine is still starting; try again shortly"
+                                  ) from None
         if self._failed:
-            raise RunError(self._failed)
+            raise RunsUnavailable(self._failed)
+
+    @property
+    def sql_engine(self) -> sa.Engine:
+        """The SQLAlchemy engine of our tables' database, for the parts that keep their own
+        tables beside the runs (alerts). Available once `ready()` returns."""
+        return self._db.engine
 
     # ---- runs ------------------------------------------------------------------------
 
@@ -358,58 +350,45 @@ class RunEngine:
                            "put material in context")
         chosen = self.profile(profile)
         self._provider_for(chosen)  # raises a how-to-configure error when there is no LLM
-        await self._ready_or_raise()
+        await self.ready()
         now = time.time()
         record = RunRecord(id=run_id or f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
-        await asyncio.to_thread(self.store.create, record)
+        await asyncio.to_thread(self._db.create, record)
         return record
 
-    async def submit_workflow(
-        self, name: str, inputs: dict[str, Any] | None = None, *, source: str = "mcp",
-        run_id: str | None = None,
-    ) -> RunRecord:
-        """Queue a workflow run; inputs are checked against the workflow's declaration."""
-        if name not in self.workflows:
-            known = ", ".join(sorted(self.workflows)) or "none defined"
-            raise RunError(f"unknown workflow '{name}'; workflows: {known}")
-        workflow = self.workflows[name]
-        values = check_inputs(workflow, inputs or {})
-        await self._ready_or_raise()
-        now = time.time()
-        record = RunRecord(id=run_id or f"wf_{uuid.uuid4().hex[:16]}",
-                           goal=f"workflow {name}", profile=workflow.profile,
-                           status=RunStatus.QUEUED, workflow=name, source=source,
-                           context={"inputs": values}, created_at=now, updated_at=now)
-        await asyncio.to_thread(self.store.create, record)
-        await self.enqueue(record.id, workflow=True)
+    async def submit_record(self, record: RunRecord, *, kind: str) -> RunRecord:
+        """Record and queue a run of another kind (`workflows.submit` builds and checks
+        workflow runs). With an id already recorded, nothing changes."""
+        if kind not in self.kinds:
+            raise RunError(f"this engine does not execute {kind} runs")
+        await self.ready()
+        await asyncio.to_thread(self._db.create, record)
+        await self.enqueue(record.id, kind=kind)
         return record
 
     # DBOS calls differ between the executing process (DBOS itself) and the others (a
     # client of the same system database); these three are all the engine needs.
 
-    async def enqueue(self, run_id: str, *, workflow: bool = False, child: bool = False
-                      ) -> None:
-        from orchestrator_mcp.runs import planner
-        from orchestrator_mcp.workflows import executor
-
-        function, name = ((executor.workflow_run, executor.WORKFLOW_NAME) if workflow
-                          else (planner.run_workflow, planner.WORKFLOW_NAME))
+    async def enqueue(self, run_id: str, *, kind: str = "run", child: bool = False) -> None:
+        queue_name = CHILD_QUEUE if child else RUN_QUEUE
         if self._client is not None:
             from dbos import EnqueueOptions
 
-            options: EnqueueOptions = {"queue_name": CHILD_QUEUE if child else RUN_QUEUE,
-                                       "workflow_id": run_id,
-                                       "workflow_name": name,
+            run_kind = self.kinds[kind]
+            options: EnqueueOptions = {"queue_name": queue_name, "workflow_id": run_id,
+                                       "workflow_name": run_kind.workflow_name,
+                                       "class_name": run_kind.class_name,
+                                       "instance_name": INSTANCE,
                                        "app_version": WORKFLOW_VERSION}
             await self._client.enqueue_async(options, run_id)
             return
         from dbos import DBOS, SetWorkflowID
 
         with SetWorkflowID(run_id):
-            queue = await DBOS.retrieve_queue_async(CHILD_QUEUE if child else RUN_QUEUE)
-            await queue.enqueue_async(function, run_id)
+            queue = await DBOS.retrieve_queue_async(queue_name)
+            await queue.enqueue_async(self._instances[kind].run, run_id)
 
     async def _send(self, run_id: str, message: Any, topic: str) -> None:
         if self._client is not None:
@@ -428,15 +407,15 @@ class RunEngine:
         await DBOS.cancel_workflow_async(run_id)
 
     async def get(self, run_id: str) -> RunRecord:
-        await self._ready_or_raise()
-        record = await asyncio.to_thread(self.store.get, run_id)
+        await self.ready()
+        record = await asyncio.to_thread(self._db.get, run_id)
         if record is None:
             raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
         return record
 
     async def list(self, **filters: Any) -> list[RunRecord]:
-        await self._ready_or_raise()
-        return await asyncio.to_thread(lambda: self.store.list(**filters))
+        await self.ready()
+        return await asyncio.to_thread(lambda: self._db.list(**filters))
 
     def _notify(self, run_id: str) -> None:
         """Called by the workflow when a run changes; wakes `wait`ers and listeners."""
@@ -482,21 +461,13 @@ class RunEngine:
         reason: str | None = None,
         decided_by: str = "unknown",
     ) -> RunRecord:
-        record = await self.get(run_id)
-        pending = record.pending_approval
-        if record.status is not RunStatus.AWAITING_APPROVAL or pending is None:
-            raise RunError(f"run '{run_id}' is {record.status.value}, not waiting for an "
-                           "approval")
-        if pending.expires_at < time.time():
-            raise RunError(f"the approval of {pending.tool} in run '{run_id}' has expired")
-        if modified_arguments is not None and not approved:
-            raise RunError("modified_arguments only make sense with approved=true")
-        from orchestrator_mcp.runs.planner import approval_topic
+        """Decide on the call `run_id` waits for; every face (MCP, HTTP, CLI) comes here."""
+        from orchestrator_mcp.runs import approvals
 
-        decision = ApprovalDecision(call_id=pending.call_id, approved=approved,
-                                    modified_arguments=modified_arguments, reason=reason,
-                                    decided_by=decided_by, decided_at=time.time())
-        await self._send(run_id, decision.model_dump(), approval_topic(pending.call_id))
+        record = await self.get(run_id)
+        decision = approvals.decide(record, approved, modified_arguments=modified_arguments,
+                                    reason=reason, decided_by=decided_by)
+        await self._send(run_id, decision.model_dump(), approvals.topic(decision.call_id))
         return await self.wait_for_change(run_id, record.updated_at)
 
     async def wait_for_change(self, run_id: str, since: float, timeout: float = 5) -> RunRecord:
@@ -510,10 +481,43 @@ class RunEngine:
     async def cancel(self, run_id: str) -> RunRecord:
         record = await self.get(run_id)
         if record.status.finished:
-            raise RunError(f"run '{run_id}' already ended ({record.status.value})")
+            raise RunConflict(f"run '{run_id}' already ended ({record.status.value})")
         await self._cancel(run_id)
-        await asyncio.to_thread(self.store.update, run_id, status=RunStatus.CANCELLED,
+        await asyncio.to_thread(self._db.update, run_id, status=RunStatus.CANCELLED,
                                 stop_reason=StopReason.CANCELLED, error="cancelled on request")
         record = await self.get(run_id)
         tracing.run_finished(record)  # the workflow, cancelled, never reaches its finish step
         return record
+
+    async def annotate(self, run_id: str, summary: str, **detail: Any) -> None:
+        """Add a note from outside the run (an alert resolved, say) to its history."""
+        await self.ready()
+        step = StepRecord(n=0, kind="note", at=time.time(), summary=summary, detail=detail)
+        if not await asyncio.to_thread(self._db.add_note, run_id, step):
+            raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
+        self._notify(run_id)
+
+    async def count(self, status: RunStatus) -> int:
+        await self.ready()
+        return await asyncio.to_thread(self._db.count, status)
+
+    async def unfinished(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of these runs have not ended (one query)."""
+        await self.ready()
+        ids = list(run_ids)
+        return await asyncio.to_thread(self._db.unfinished_among, ids) if ids else set()
+
+    async def audit(self, *, run_id: str | None = None, tool: str | None = None,
+                    kind: str | None = None, since: float | None = None, limit: int = 100,
+                    ) -> list[AuditEntry]:
+        """The audit log, newest first."""
+        await self.ready()
+        assert self._audit is not None
+        return await asyncio.to_thread(self._audit.query, run_id=run_id, tool=tool, kind=kind,
+                                       since=since, limit=limit)
+
+    async def record_audit(self, entries: list[dict[str, Any]]) -> None:
+        """Audit entries from outside runs (hosts' direct calls), in one transaction."""
+        await self.ready()
+        assert self._audit is not None
+        await asyncio.to_thread(self._audit.record_many, entries)

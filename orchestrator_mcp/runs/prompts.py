@@ -61,11 +61,16 @@ def result_text(result: mcp_types.CallToolResult) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def cut(text: str) -> str:
+    """Tool output as much as a model may read: MAX_RESULT_CHARS, then a note."""
+    if len(text) <= MAX_RESULT_CHARS:
+        return text
+    return (text[:MAX_RESULT_CHARS]
+            + f"\n[cut: {len(text) - MAX_RESULT_CHARS} more characters not shown]")
+
+
 def fence(tool: str, text: str, *, is_error: bool = False) -> str:
-    """Wrap tool output as untrusted data, cut to MAX_RESULT_CHARS with a note."""
-    if len(text) > MAX_RESULT_CHARS:
-        text = (text[:MAX_RESULT_CHARS]
-                + f"\n[cut: {len(text) - MAX_RESULT_CHARS} more characters not shown]")
+    """Wrap tool output (already `cut`) as untrusted data."""
     text = text.replace("</tool_result", "<\\/tool_result")
     status = ' status="error"' if is_error else ""
     return f'<tool_result tool="{tool}"{status}>\n{text}\n</tool_result>'
@@ -98,5 +103,5 @@ def delegate_spec(agents: list[str], profiles: dict[str, Any]) -> Any:
 def delegation_result(child_id: str, result: dict[str, Any]) -> str:
     status = result.get("status", "unknown")
     text = result.get("answer") or result.get("error") or "(no answer)"
-    return fence(DELEGATE_TOOL, f"child run {child_id} {status}:\n{text}",
+    return fence(DELEGATE_TOOL, cut(f"child run {child_id} {status}:\n{text}"),
                  is_error=status != "completed")

@@ -246,6 +246,12 @@ class RunStore:
             return [r[0] for r in db.execute(sa.select(runs.c.id).where(
                 runs.c.status.notin_([s.value for s in RunStatus if s.finished])))]
 
+    def unfinished_among(self, run_ids: list[str]) -> set[str]:
+        with self.engine.connect() as db:
+            return {r[0] for r in db.execute(sa.select(runs.c.id).where(
+                runs.c.id.in_(run_ids)
+                & runs.c.status.notin_([s.value for s in RunStatus if s.finished])))}
+
     @staticmethod
     def _record(row: Any, steps: list[StepRecord]) -> RunRecord:
         return RunRecord(
@@ -272,6 +278,21 @@ class RunStore:
             if usage is not None:
                 db.execute(runs.update().where(runs.c.id == run_id).values(
                     usage=usage.model_dump_json(), updated_at=time.time()))
+
+    NOTES_FROM = 1_000_000  # history entries added from outside a run are numbered from here
+
+    def add_note(self, run_id: str, step: StepRecord) -> bool:
+        """A history entry from outside the run, numbered after NOTES_FROM (the run's own
+        entries are numbered by its workflow, which a note must never take). False: there
+        is no such run."""
+        with self.engine.begin() as db:
+            if db.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+                return False
+            last = db.execute(sa.select(sa.func.max(run_steps.c.n)).where(
+                (run_steps.c.run_id == run_id) & (run_steps.c.n >= self.NOTES_FROM))).scalar()
+            note = step.model_copy(update={"n": self.NOTES_FROM if last is None else last + 1})
+            self._put_step(db, run_id, note)
+        return True
 
     @staticmethod
     def _put_step(db: Any, run_id: str, step: StepRecord) -> None:
