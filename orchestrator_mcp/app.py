@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastmcp import FastMCP
 
@@ -24,8 +24,24 @@ from orchestrator_mcp.workflows.submit import WorkflowRuns
 START_DELAY = 0.3
 
 
+Role = Literal["serve", "worker", "command"]
+
+
 @dataclass
 class Application:
+    """Every part of one process, started and stopped in one order by every command:
+
+    * `serve`: the front answers at once; the parts behind it start START_DELAY later, in
+      the background (`running`, the front's lifespan); it handles alerts;
+    * `worker`: executes runs, no front (`started`);
+    * `command` (the CLI's run/approve/list…): executes only when no server holds the data
+      dir, and connects to downstream servers only then (`started`).
+
+    Start: the gateway (except for a command), then the run engine (DBOS), then alerts.
+    Stop, in reverse: alerts; the gateway, which still needs threads, before the engine,
+    because DBOS swaps in its own thread pool and shuts it down on destroy.
+    """
+
     config: Config
     data_dir: Path
     gateway: Gateway
@@ -33,35 +49,57 @@ class Application:
     workflows: WorkflowRuns
     alerts: AlertService
     front: FastMCP = field(init=False)
+    role: Role = "serve"
     execute: bool = True  # also execute runs (serve --no-execute: only a front)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Start everything behind the front in the background, START_DELAY after the
-        front is up: spawning servers and importing DBOS would otherwise compete with the
-        host's first requests for the CPU."""
-        background = asyncio.create_task(self._start_behind_front())
-        try:
-            yield
-        finally:
-            await background
-            await self.alerts.stop()
-            # DBOS swaps in its own thread pool and shuts it down on destroy: stop the
-            # gateway (which still needs threads) first.
-            await self.gateway.stop()
-            await self.engine.stop()
-
-    async def _start_behind_front(self) -> None:
-        await asyncio.sleep(START_DELAY)
-        self.gateway.start()
-        await self.engine.start(execute=self.execute)
+    async def start(self) -> None:
+        if self.role != "command":
+            self.gateway.start()  # servers connect while DBOS loads
+        # With a shared database, workers execute; a terminal command only submits.
+        execute = self.execute and not (self.role == "command" and self.engine.database.shared)
+        await self.engine.start(execute=execute)
+        if self.role == "command" and self.engine.executor:
+            self.gateway.start()
         # Alerts are routed where they are received when replicas share a database (runs
         # wait in the shared queue for a worker); on the embedded files, by the executor.
-        if self.engine.executor or self.engine.database.shared:
+        if self.role == "serve" and (self.engine.executor or self.engine.database.shared):
             try:
                 await self.alerts.start()
             except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
                 logging.getLogger(__name__).exception("alert handling could not start")
+
+    async def stop(self) -> None:
+        await self.alerts.stop()
+        await self.gateway.stop()
+        await self.engine.stop()
+
+    @contextlib.asynccontextmanager
+    async def started(self) -> AsyncIterator[Application]:
+        """For a worker and a command: everything up before the body runs."""
+        try:
+            await self.start()
+            yield self
+        finally:
+            await self.stop()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """For the front (its lifespan): start everything behind it in the background,
+        START_DELAY after it is up: spawning servers and importing DBOS would otherwise
+        compete with the host's first requests for the CPU."""
+
+        async def start_later() -> None:
+            await asyncio.sleep(START_DELAY)
+            await self.start()
+
+        background = asyncio.create_task(start_later())
+        try:
+            yield
+        finally:
+            try:
+                await background
+            finally:
+                await self.stop()
 
 
 class ProviderCache:
@@ -119,7 +157,8 @@ def in_process_servers(config: Config, data_dir: Path, kb: KnowledgeBase | None
 
 
 def build_application(
-    config: Config, data_dir: Path, log_dir: Path | None, *, http: bool = False
+    config: Config, data_dir: Path, log_dir: Path | None, *, http: bool = False,
+    role: Role = "serve", execute: bool = True,
 ) -> Application:
     settings = config.servers.gateway
     kb = knowledge_base(config, data_dir)
@@ -132,7 +171,8 @@ def build_application(
                        audit_retention_days=config.servers.audit.retention_days)
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
-    application = Application(config, data_dir, gateway, engine, workflows, alerts)
+    application = Application(config, data_dir, gateway, engine, workflows, alerts, role=role,
+                              execute=execute)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
                                     workflows=workflows)

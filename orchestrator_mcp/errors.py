@@ -9,10 +9,13 @@ error.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UserError(Exception):
     status = 400  # the HTTP status this error is answered with
     code = "invalid_request"  # the `error` field of the HTTP answer
+    detail: Any = None  # the `detail` field when it is more than the message (a list)
 
 
 class NotFound(UserError):

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from orchestrator_mcp.alerts.payload import Notification
 from orchestrator_mcp.config.models import AlertRule, AlertsSettings
+from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
 from orchestrator_mcp.telemetry import metrics
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -38,10 +39,12 @@ START_WAIT_SECONDS = 30.0
 DELIVERY_WAIT_SECONDS = 7 * 86400.0
 
 
-class Rejection(Exception):
+class Rejection(UserError):
+    """A webhook request refused at receipt (auth, size, JSON, shape)."""
+
     def __init__(self, status: int, error: str, detail: Any) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
+        super().__init__(detail if isinstance(detail, str) else error)
+        self.status, self.code, self.detail = status, error, detail
 
 
 def match_rule(rules: list[AlertRule], labels: dict[str, str]) -> AlertRule | None:

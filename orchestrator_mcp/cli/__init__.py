@@ -13,7 +13,8 @@ os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
 
 from orchestrator_mcp import __version__  # noqa: E402
 from orchestrator_mcp.cli import knowledge, runs, serve  # noqa: E402
-from orchestrator_mcp.cli.common import EXIT_CONFIG  # noqa: E402
+from orchestrator_mcp.cli.common import EXIT_CONFIG, report  # noqa: E402
+from orchestrator_mcp.errors import UserError  # noqa: E402
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help(sys.stderr)
         raise SystemExit(EXIT_CONFIG)
     try:
-        raise SystemExit(args.func(args))
+        code = args.func(args)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except UserError as exc:
+        raise SystemExit(report(exc)) from None
+    raise SystemExit(code)

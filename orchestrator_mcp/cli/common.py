@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from orchestrator_mcp.config import Config, ConfigError, find_config_dir, load_config
+from orchestrator_mcp.errors import UserError
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_CONFIG = 0, 1, 2
 
@@ -38,13 +39,18 @@ def positive(text: str) -> float:
 
 
 def load(args: argparse.Namespace) -> Config:
-    try:
-        return load_config(find_config_dir(args.config_dir))
-    except ConfigError as exc:
+    return load_config(find_config_dir(args.config_dir))
+
+
+def report(error: UserError) -> int:
+    """How every command reports a user error: on stderr, exit code EXIT_CONFIG."""
+    if isinstance(error, ConfigError):
         print("configuration is invalid:", file=sys.stderr)
-        for problem in exc.problems:
+        for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+    else:
+        print(f"error: {error}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def table(rows: list[tuple[str, ...]]) -> str:

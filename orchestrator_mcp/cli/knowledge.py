@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator_mcp.cli.common import (
-    EXIT_CONFIG,
     EXIT_OK,
     EXIT_UNHEALTHY,
     int_between,
@@ -63,22 +62,10 @@ def _knowledge_base(args: argparse.Namespace) -> Any:
     return KnowledgeBase(resolve_data_dir(args.data_dir) / "knowledge", settings)
 
 
-def _run(work: Any) -> int:
-    from orchestrator_mcp.knowledge import KnowledgeError
-
-    try:
-        return asyncio.run(work)
-    except KnowledgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-
-
 def index_command(args: argparse.Namespace) -> int:
     kb = _knowledge_base(args)
-    report = _run(kb.index_folder(args.path, args.collection, reindex=args.reindex,
-                                  confined=False))
-    if isinstance(report, int):
-        return report
+    report = asyncio.run(kb.index_folder(args.path, args.collection, reindex=args.reindex,
+                                         confined=False))
     if args.json:
         print(report.model_dump_json(indent=2))
         return EXIT_OK
@@ -103,9 +90,7 @@ def snippet(text: str, width: int = 90) -> str:
 
 def search_command(args: argparse.Namespace) -> int:
     kb = _knowledge_base(args)
-    hits = _run(kb.search(args.query, args.collection, args.limit, args.mode))
-    if isinstance(hits, int):
-        return hits
+    hits = asyncio.run(kb.search(args.query, args.collection, args.limit, args.mode))
     if args.json:
         print(json.dumps([h.model_dump() for h in hits], indent=2))
     elif hits:

@@ -14,7 +14,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from orchestrator_mcp.cli.common import EXIT_CONFIG, EXIT_OK, EXIT_UNHEALTHY, load, table
+from orchestrator_mcp.cli.common import EXIT_OK, EXIT_UNHEALTHY, load, table
 from orchestrator_mcp.config import resolve_data_dir
 from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord
 
@@ -100,39 +100,20 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _engine_call(args: argparse.Namespace, work: Any, *, execute: bool) -> int:
-    """Build the application, start the engine (executing or not), run `work(app)`."""
+    """Build the application, start it as a command (executing or not), run `work(app)`."""
     from orchestrator_mcp.app import build_application
-    from orchestrator_mcp.runs.engine import RunError
     from orchestrator_mcp.telemetry.logs import configure_logging
 
     config = load(args)
     data_dir = resolve_data_dir(args.data_dir)
     log_dir = configure_logging(data_dir, "WARNING")
-    app = build_application(config, data_dir, log_dir)
+    app = build_application(config, data_dir, log_dir, role="command", execute=execute)
 
     async def main() -> int:
-        # With a shared database, workers execute; a terminal command only submits.
-        await app.engine.start(execute=execute and not app.engine.database.shared)
-        if app.engine.executor:
-            app.gateway.start()
-        try:
+        async with app.started():
             return await work(app)
-        except RunError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        finally:
-            await app.gateway.stop()  # before DBOS shuts its thread pool down
-            await app.engine.stop()
 
-    try:
-        return asyncio.run(main())
-    except Exception as exc:
-        from orchestrator_mcp.llm import LLMError
-
-        if isinstance(exc, LLMError):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        raise
+    return asyncio.run(main())
 
 
 def _when(timestamp: float | None) -> str:

@@ -96,8 +96,8 @@ def serve(args: argparse.Namespace) -> int:
 
     data_dir = resolve_data_dir(args.data_dir)
     log_dir = configure_logging(data_dir, args.log_level, secrets=config_secrets(config))
-    application = build_application(config, data_dir, log_dir, http=args.http)
-    application.execute = not args.no_execute
+    application = build_application(config, data_dir, log_dir, http=args.http,
+                                    execute=not args.no_execute)
     if not args.http:
         asyncio.run(application.front.run_stdio_async(show_banner=False))
         return EXIT_OK
@@ -160,7 +160,7 @@ def worker(args: argparse.Namespace) -> int:
 
     data_dir = resolve_data_dir(args.data_dir)
     log_dir = configure_logging(data_dir, args.log_level, secrets=config_secrets(config))
-    application = build_application(config, data_dir, log_dir)
+    application = build_application(config, data_dir, log_dir, role="worker")
     engine = application.engine
     log = logging.getLogger("orchestrator_mcp.worker")
 
@@ -169,9 +169,7 @@ def worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        application.gateway.start()
-        await engine.start()
-        try:
+        async with application.started():
             problem = await engine.healthy()
             if problem is not None:
                 print(f"error: {problem}", file=sys.stderr)
@@ -185,8 +183,5 @@ def worker(args: argparse.Namespace) -> int:
                      engine.database.shown, engine.settings.worker_concurrency)
             await stop.wait()
             return EXIT_OK
-        finally:
-            await application.gateway.stop()  # before DBOS shuts its thread pool down
-            await engine.stop()
 
     return asyncio.run(main())

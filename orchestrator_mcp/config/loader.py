@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator_mcp.config.agents import builtin_agent_profiles
 from orchestrator_mcp.config.base import check_token
 from orchestrator_mcp.config.models import ProfileConfig, ProfilesFile, ServersFile
+from orchestrator_mcp.errors import UserError
 
 SERVERS_FILE = "servers.yaml"
 PROFILES_FILE = "profiles.yaml"
@@ -40,7 +41,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A configuration problem, phrased for the person who edits the file."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -16,7 +16,6 @@ from orchestrator_mcp.knowledge.server import (
     index_folder_tool,
     list_collections_tool,
     search_tool,
-    tool_errors,
 )
 from orchestrator_mcp.knowledge.store import KnowledgeBase
 
@@ -32,6 +31,5 @@ def register_knowledge_tools(mcp: FastMCP, kb: KnowledgeBase) -> None:
     @mcp.resource("orchestrator://knowledge/collections", mime_type="application/json")
     async def collections_resource() -> str:
         """Indexed collections with their chunk and document counts and embedder."""
-        with tool_errors():
-            infos = await kb.list_collections()
+        infos = await kb.list_collections()
         return json.dumps([i.model_dump() for i in infos], indent=2)

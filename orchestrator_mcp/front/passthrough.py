@@ -32,7 +32,6 @@ from mcp_types import (
 )
 
 from orchestrator_mcp.config.models import HostCallPolicy
-from orchestrator_mcp.front.errors import tool_errors
 from orchestrator_mcp.front.host_policy import HostCallGuard, Verdict
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
 
@@ -64,19 +63,18 @@ class HostCalls:
         outcome = "error"
         verdict: Verdict | None = None
         try:
-            with tool_errors():
-                try:
-                    rule = self._guard.rule(name)
-                except KeyError:  # first call of this tool in this catalog version
-                    rule = await self._guard.resolve(name)
-                if rule is not None:
-                    decision = await self._guard.decide(name, arguments, rule)
-                    verdict = decision.verdict
-                    if decision.ask is not None:
-                        return decision.ask
-                    if not verdict.runs:
-                        raise ToolError(decision.refusal or f"{name} was not called")
-                result = to_tool_result(await self.gateway.call_tool(name, arguments))
+            try:
+                rule = self._guard.rule(name)
+            except KeyError:  # first call of this tool in this catalog version
+                rule = await self._guard.resolve(name)
+            if rule is not None:
+                decision = await self._guard.decide(name, arguments, rule)
+                verdict = decision.verdict
+                if decision.ask is not None:
+                    return decision.ask
+                if not verdict.runs:
+                    raise ToolError(decision.refusal or f"{name} was not called")
+            result = to_tool_result(await self.gateway.call_tool(name, arguments))
             outcome = "tool_error" if result.is_error else "ok"
             return result
         finally:

@@ -7,7 +7,6 @@ import getpass
 import json
 import math
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -26,7 +25,7 @@ from orchestrator_mcp.front.inline_approval import (
     input_required,
     modern,
 )
-from orchestrator_mcp.runs.engine import RunEngine, RunError
+from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
 from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -128,20 +127,6 @@ class ProfileInfo(BaseModel):
     provider: str | None
 
 
-@contextlib.contextmanager
-def run_errors() -> Iterator[None]:
-    try:
-        yield
-    except RunError as exc:
-        raise ToolError(str(exc)) from None
-    except Exception as exc:
-        from orchestrator_mcp.llm import LLMError
-
-        if isinstance(exc, LLMError):
-            raise ToolError(str(exc)) from None
-        raise
-
-
 def _since(value: str | None) -> float | None:
     if value is None:
         return None
@@ -214,25 +199,24 @@ def _progress_reporter(ctx: Context | None) -> Any:
 
 async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[str, Any] | None,
                      wait: bool, wait_seconds: float, ctx: Context | None) -> RunView:
-    with run_errors():
-        progress = _progress_reporter(ctx)
-        resumed = ctx.request_state if ctx is not None else None
-        if resumed:  # modern era: the host retried with its user's answer
-            await _apply_inline_answer(engine, resumed, ctx)
-            record = await engine.wait(resumed, wait_seconds, on_progress=progress)
-        else:
-            record = await engine.submit(goal, profile, context)
-            if wait:
-                record = await engine.wait(record.id, wait_seconds, on_progress=progress)
-        while (wait and record.status is RunStatus.AWAITING_APPROVAL
-               and ctx is not None and can_ask(ctx)):
-            if modern(ctx):
-                return _input_required(record)  # type: ignore[return-value]
-            answer = await ask(ctx, _approval_question(record))
-            if answer is None:
-                break  # declined or cancelled: the call stays pending for approve()
-            await _decide(engine, record, answer, ctx)
+    progress = _progress_reporter(ctx)
+    resumed = ctx.request_state if ctx is not None else None
+    if resumed:  # modern era: the host retried with its user's answer
+        await _apply_inline_answer(engine, resumed, ctx)
+        record = await engine.wait(resumed, wait_seconds, on_progress=progress)
+    else:
+        record = await engine.submit(goal, profile, context)
+        if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
+    while (wait and record.status is RunStatus.AWAITING_APPROVAL
+           and ctx is not None and can_ask(ctx)):
+        if modern(ctx):
+            return _input_required(record)  # type: ignore[return-value]
+        answer = await ask(ctx, _approval_question(record))
+        if answer is None:
+            break  # declined or cancelled: the call stays pending for approve()
+        await _decide(engine, record, answer, ctx)
+        record = await engine.wait(record.id, wait_seconds, on_progress=progress)
     return RunView.of(record)
 
 
@@ -286,8 +270,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
     @mcp.tool(annotations=READ_ONLY)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:
         """A run with its steps (model calls, tool calls, approvals), answer and usage."""
-        with run_errors():
-            return await engine.get(run_id)
+        return await engine.get(run_id)
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_runs(
@@ -298,16 +281,14 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         offset: Annotated[int, Field(ge=0)] = 0,
     ) -> list[RunView]:
         """Runs, newest first, filtered by status, profile and start time; paginated."""
-        with run_errors():
-            records = await engine.list(status=status, profile=profile, since=_since(since),
-                                        limit=limit, offset=offset)
+        records = await engine.list(status=status, profile=profile, since=_since(since),
+                                    limit=limit, offset=offset)
         return [RunView.of(r) for r in records]
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True))
     async def cancel_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunView:
         """Cancel a run that has not ended."""
-        with run_errors():
-            return RunView.of(await engine.cancel(run_id))
+        return RunView.of(await engine.cancel(run_id))
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def approve(
@@ -319,9 +300,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         ctx: Context | None = None,
     ) -> RunView:
         """Decide on the tool call a run is waiting for (see its pending_approval)."""
-        with run_errors():
-            record = await engine.approve(run_id, approved, modified_arguments=modified_arguments,
-                                          reason=reason, decided_by=_caller(ctx))
+        record = await engine.approve(run_id, approved, modified_arguments=modified_arguments,
+                                      reason=reason, decided_by=_caller(ctx))
         return RunView.of(record)
 
     @mcp.tool(annotations=READ_ONLY)
@@ -348,11 +328,10 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         """Run a workflow; its approval gates and tool approvals use approve()."""
         if workflows is None:
             raise ToolError("workflows are not enabled in this server")
-        with run_errors():
-            record = await workflows.submit(name, inputs)
-            if wait:
-                record = await engine.wait(record.id, wait_seconds,
-                                           on_progress=_progress_reporter(ctx))
+        record = await workflows.submit(name, inputs)
+        if wait:
+            record = await engine.wait(record.id, wait_seconds,
+                                       on_progress=_progress_reporter(ctx))
         return RunView.of(record)
 
     @mcp.tool(annotations=READ_ONLY)
@@ -365,9 +344,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
     ) -> list[AuditEntry]:
         """The audit log, newest first: tool calls (who, what, arguments with secrets
         redacted, outcome, duration) and approval decisions."""
-        with run_errors():
-            return await engine.audit(run_id=run_id, tool=tool, kind=kind,
-                                      since=_since(since), limit=limit)
+        return await engine.audit(run_id=run_id, tool=tool, kind=kind,
+                                  since=_since(since), limit=limit)
 
     @mcp.tool(annotations=READ_ONLY)
     async def costs(
@@ -376,13 +354,11 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
     ) -> list[CostLine]:
         """Model usage and cost of runs, summed by day, profile or model."""
         start = _since(since) or time.time() - 30 * 86400
-        with run_errors():
-            records = await engine.list(since=start, limit=10_000)
-            detailed = [await engine.get(r.id) for r in records]
+        records = await engine.list(since=start, limit=10_000)
+        detailed = [await engine.get(r.id) for r in records]
         return summarize_costs(detailed, group_by)
 
     @mcp.resource("orchestrator://runs/{run_id}", mime_type="application/json")
     async def run_resource(run_id: str) -> str:
         """A run: status, steps, pending approval, answer, usage."""
-        with run_errors():
-            return (await engine.get(run_id)).model_dump_json(indent=2)
+        return (await engine.get(run_id)).model_dump_json(indent=2)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.config.models import HttpSettings
+from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
@@ -151,6 +152,8 @@ class HostCallAudit:
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.FLUSH_SECONDS)
+        with contextlib.suppress(RunError):  # reported by flush
+            await self._engine.ready()  # a starting engine: entries wait for it, and grow
         await self.flush()
 
     async def flush(self) -> None:
@@ -158,7 +161,7 @@ class HostCallAudit:
         dropped, self._dropped = self._dropped, 0
         log = logging.getLogger(__name__)
         if entries:
-            try:  # waits (bounded) for an engine that is still starting
+            try:
                 await self._engine.record_audit(entries)
             except RunError as exc:
                 log.error("%s", exc)
@@ -207,8 +210,8 @@ def build_front(
         lifespan=front_lifespan,
         # Token scopes exist only over HTTP; stdio callers are the local user, and every
         # middleware costs each call a little.
-        middleware=[ScopeGuard(), rate_limiter(http.rate_limit_per_second,
-                                                http.rate_limit_burst)] if http else [],
+        middleware=[UserErrors(), *([ScopeGuard(), rate_limiter(
+            http.rate_limit_per_second, http.rate_limit_burst)] if http else [])],
     )
     notifier.install(mcp)
     audit = HostCallAudit(engine) if engine is not None else None

@@ -2,6 +2,7 @@
 
 from orchestrator_mcp.gateway.catalog import Catalog, CatalogTool
 from orchestrator_mcp.gateway.connection import (
+    CallRefused,
     CallTimeout,
     ServerHealth,
     ServerStatus,
@@ -10,6 +11,7 @@ from orchestrator_mcp.gateway.connection import (
 from orchestrator_mcp.gateway.gateway import Gateway, UnknownTool
 
 __all__ = [
+    "CallRefused",
     "CallTimeout",
     "Catalog",
     "CatalogTool",

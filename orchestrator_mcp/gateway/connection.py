@@ -22,6 +22,7 @@ import mcp_types
 from mcp.shared.exceptions import MCPError
 
 from orchestrator_mcp.config import GatewaySettings, ServerConfig
+from orchestrator_mcp.errors import Unavailable, UserError
 from orchestrator_mcp.gateway.catalog import tool_allowed
 from orchestrator_mcp.telemetry import metrics
 
@@ -39,12 +40,22 @@ class ServerStatus(StrEnum):
     DISABLED = "disabled"
 
 
-class ServerUnavailable(Exception):
+class ServerUnavailable(Unavailable):
     """The server could not be reached; the message names it and says why."""
 
 
-class CallTimeout(Exception):
+class CallTimeout(UserError):
     """The tool call did not finish within the server's timeout."""
+
+    status = 504
+    code = "timeout"
+
+
+class CallRefused(UserError):
+    """The server answered the call with an MCP error (unknown tool, invalid arguments…)."""
+
+    status = 502
+    code = "downstream_error"
 
 
 @dataclass(frozen=True)
@@ -387,9 +398,9 @@ class ServerConnection:
                 raise self._unavailable()
         try:
             return await self._call_once(client, tool, arguments)
-        except (CallTimeout, MCPError) as exc:
-            if not (isinstance(exc, MCPError) and is_connection_failure(exc)):
-                raise
+        except (CallTimeout, CallRefused):
+            raise
+        except MCPError as exc:  # only connection failures get here (see _call_once)
             failure: BaseException = exc
         except Exception as exc:  # noqa: BLE001 - transport errors come in many types
             failure = exc
@@ -418,6 +429,11 @@ class ServerConnection:
         try:
             async with asyncio.timeout(self.timeout):
                 return await client.call_tool_mcp(tool, arguments)
+        except MCPError as exc:
+            if is_connection_failure(exc):
+                raise
+            raise CallRefused(f"server '{self.name}' refused the call of '{tool}': "
+                              f"{exc.error.message}") from None
         except TimeoutError:
             raise CallTimeout(
                 f"server '{self.name}' did not answer '{tool}' within {self.timeout:g} s "

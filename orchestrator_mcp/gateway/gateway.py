@@ -11,6 +11,7 @@ from typing import Any
 import mcp_types
 
 from orchestrator_mcp.config import GatewaySettings, ServerConfig
+from orchestrator_mcp.errors import NotFound
 from orchestrator_mcp.gateway.catalog import Catalog, CatalogTool, build_catalog
 from orchestrator_mcp.gateway.connection import ServerConnection, ServerHealth, ServerStatus
 from orchestrator_mcp.telemetry import metrics
@@ -18,8 +19,8 @@ from orchestrator_mcp.telemetry import metrics
 log = logging.getLogger(__name__)
 
 
-class UnknownTool(LookupError):
-    pass
+class UnknownTool(NotFound, LookupError):
+    """No tool of the catalog has this name."""
 
 
 class Gateway:

@@ -6,11 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator_mcp.errors import UserError
+
 SearchMode = Literal["auto", "fts", "vector", "hybrid"]
 MetadataValue = str | int | float | bool
 
 
-class KnowledgeError(Exception):
+class KnowledgeError(UserError):
     """Bad input or a state the caller can fix; the message says what and how."""
 
 

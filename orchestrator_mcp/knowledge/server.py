@@ -5,19 +5,16 @@ hosts (front/knowledge_tools.py) register the same functions. All delegate to Kn
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.knowledge.models import (
     CollectionInfo,
     IngestReport,
-    KnowledgeError,
     MetadataValue,
     SearchHit,
     SearchMode,
@@ -43,14 +40,6 @@ class Deleted(BaseModel):
     chunks: int
 
 
-@contextlib.contextmanager
-def tool_errors() -> Iterator[None]:
-    try:
-        yield
-    except KnowledgeError as exc:
-        raise ToolError(str(exc)) from None
-
-
 def search_tool(kb: KnowledgeBase) -> Callable[..., Any]:
     async def search(
         query: Annotated[str, Field(min_length=1, max_length=2000,
@@ -63,8 +52,7 @@ def search_tool(kb: KnowledgeBase) -> Callable[..., Any]:
     ) -> list[SearchHit]:
         """Search runbooks and other indexed documents: full-text (fts), semantic (vector)
         or both (hybrid). Each hit gives its source file, lines, heading path and text."""
-        with tool_errors():
-            return await kb.search(query, collection, limit, mode, filters)
+        return await kb.search(query, collection, limit, mode, filters)
 
     return search
 
@@ -72,8 +60,7 @@ def search_tool(kb: KnowledgeBase) -> Callable[..., Any]:
 def list_collections_tool(kb: KnowledgeBase) -> Callable[..., Any]:
     async def list_collections() -> list[CollectionInfo]:
         """Indexed collections: chunk and document counts, embedder and search modes."""
-        with tool_errors():
-            return await kb.list_collections()
+        return await kb.list_collections()
 
     return list_collections
 
@@ -88,8 +75,7 @@ def index_document_tool(kb: KnowledgeBase) -> Callable[..., Any]:
                             "string/number/boolean values to filter on"] = None,
     ) -> IngestReport:
         """Add or replace one document in a collection (created if missing)."""
-        with tool_errors():
-            return await kb.index_document(collection, id, text, metadata)
+        return await kb.index_document(collection, id, text, metadata)
 
     return index_document
 
@@ -102,8 +88,7 @@ def index_folder_tool(kb: KnowledgeBase) -> Callable[..., Any]:
     ) -> IngestReport:
         """Index the Markdown and text files of a folder; incremental: unchanged files are
         skipped, changed ones replaced, deleted ones removed."""
-        with tool_errors():
-            return await kb.index_folder(path, collection)
+        return await kb.index_folder(path, collection)
 
     return index_folder
 
@@ -113,8 +98,7 @@ def delete_document_tool(kb: KnowledgeBase) -> Callable[..., Any]:
                               id: Annotated[str, Field(min_length=1, max_length=512)]
                               ) -> Deleted:
         """Remove one document (all its chunks) from a collection."""
-        with tool_errors():
-            chunks = await kb.delete_document(collection, id)
+        chunks = await kb.delete_document(collection, id)
         return Deleted(collection=collection, document_id=id, chunks=chunks)
 
     return delete_document
@@ -123,8 +107,7 @@ def delete_document_tool(kb: KnowledgeBase) -> Callable[..., Any]:
 def delete_collection_tool(kb: KnowledgeBase) -> Callable[..., Any]:
     async def delete_collection(name: Collection) -> Deleted:
         """Drop a whole collection and its index."""
-        with tool_errors():
-            info = await kb.delete_collection(name)
+        info = await kb.delete_collection(name)
         return Deleted(collection=name, chunks=info.chunks)
 
     return delete_collection
@@ -132,8 +115,10 @@ def delete_collection_tool(kb: KnowledgeBase) -> Callable[..., Any]:
 
 def build(kb: KnowledgeBase) -> FastMCP:
     """The in-process `knowledge` server for the planner: search only, nothing that writes."""
+    from orchestrator_mcp.front.errors import UserErrors
+
     mcp = FastMCP("knowledge", instructions="Search the indexed runbooks before acting: they "
-                  "hold the checks and fixes operators agreed on.")
+                  "hold the checks and fixes operators agreed on.", middleware=[UserErrors()])
     mcp.tool(search_tool(kb), annotations=READ_ONLY)
     mcp.tool(list_collections_tool(kb), annotations=READ_ONLY)
     return mcp

@@ -7,6 +7,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from orchestrator_mcp.errors import UserError
+
 
 class ToolSpec(BaseModel):
     name: str
@@ -42,12 +44,18 @@ class Completion(BaseModel):
     provider: str
 
 
-class LLMError(Exception):
+class LLMError(UserError):
     """A model call failed; the message is safe to show (it never contains keys)."""
+
+    status = 502
+    code = "llm_error"
 
 
 class LLMNotConfigured(LLMError):
     """No provider is configured; the message says how to configure one."""
+
+    status = 400
+    code = "llm_not_configured"
 
 
 class LLMProvider(Protocol):

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator_mcp.errors import Unavailable
+
 SCHEMA_VERSION = 1
 
 
-class DatabaseError(Exception):
+class DatabaseError(Unavailable):
     """The database cannot be used: says why and how to fix it (never with the password)."""
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.errors import UserError
-from orchestrator_mcp.gateway import CallTimeout, CatalogTool, ServerUnavailable, UnknownTool
+from orchestrator_mcp.gateway import CatalogTool
 from orchestrator_mcp.llm import LLMError
 from orchestrator_mcp.runs import approvals, prompts
 from orchestrator_mcp.runs.kinds import INSTANCE
@@ -216,7 +216,7 @@ class RunSteps(DBOSConfiguredInstance):
                 text, is_error = prompts.result_text(result), bool(result.is_error)
                 if is_error:
                     span.failed("tool_error", text)
-        except (UnknownTool, ServerUnavailable, CallTimeout) as exc:
+        except UserError as exc:  # unknown tool, server down, timeout, refused
             text, is_error = str(exc), True
         except Exception as exc:  # noqa: BLE001 - a failing server must not fail the run
             text, is_error = f"{type(exc).__name__}: {exc}", True

@@ -18,8 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orchestrator_mcp.alerts.service import AlertService, Rejection
 from orchestrator_mcp.auth import TokenTable, required_route_scope
 from orchestrator_mcp.config.models import HttpSettings
+from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import Gateway
-from orchestrator_mcp.runs.engine import RunEngine, RunError, RunNotFound
+from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import RunStatus
 from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 
@@ -121,6 +122,12 @@ def _error(status: int, error: str, detail: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+async def user_error(_: Request, exc: Exception) -> Response:
+    """Every route's user errors, answered once: {"error": code, "detail": …}."""
+    assert isinstance(exc, UserError)
+    return _error(exc.status, exc.code, exc.detail if exc.detail is not None else str(exc))
+
+
 async def _read_capped(request: Request, cap: int, setting: str) -> bytes:
     """The body, or a 413 that names the limit and the setting (if any) that sets it."""
     declared = request.headers.get("content-length")
@@ -156,22 +163,17 @@ def build_app(
             alerts.authenticate(request.headers.get("authorization"), body,
                                 request.headers.get("x-signature-256"))
             notification = alerts.parse(body)
-            receipt, new = await alerts.receive(notification)
         except Rejection as exc:
-            ALERT_REJECTED.labels(exc.error).inc()
-            return _error(exc.status, exc.error, exc.detail)
-        except RunError as exc:
-            return _error(503, "unavailable", str(exc))
+            ALERT_REJECTED.labels(exc.code).inc()
+            raise
+        receipt, new = await alerts.receive(notification)
         return JSONResponse({"status": "accepted" if new else "already_received",
                              "receipt": receipt})
 
     async def list_approvals(_: Request) -> Response:
         if engine is None:
             return _error(404, "not_found", "runs are not enabled")
-        try:
-            waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200)
-        except RunError as exc:
-            return _error(503, "unavailable", str(exc))
+        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200)
         return JSONResponse([
             {"run_id": r.id, "goal": r.goal, "profile": r.profile,
              "pending_approval": r.pending_approval.model_dump() if r.pending_approval else None}
@@ -184,21 +186,14 @@ def build_app(
         try:
             decision = ApprovalRequest.model_validate_json(await _read_capped(
                 request, APPROVAL_BODY_LIMIT, "a fixed limit for approval decisions"))
-        except Rejection as exc:
-            return _error(exc.status, exc.error, exc.detail)
         except ValidationError as exc:
             return _error(400, "invalid_body", [
                 {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
                 for e in exc.errors(include_input=False, include_url=False)])
-        try:
-            record = await engine.approve(
-                request.path_params["run_id"], decision.approved,
-                modified_arguments=decision.modified_arguments, reason=decision.reason,
-                decided_by=f"http:{decision.decided_by or 'token'}")
-        except RunNotFound as exc:
-            return _error(404, "not_found", str(exc))
-        except RunError as exc:
-            return _error(409, "conflict", str(exc))
+        record = await engine.approve(
+            request.path_params["run_id"], decision.approved,
+            modified_arguments=decision.modified_arguments, reason=decision.reason,
+            decided_by=f"http:{decision.decided_by or 'token'}")
         return JSONResponse({"run_id": record.id, "status": record.status.value})
 
     async def healthz(_: Request) -> Response:
@@ -231,6 +226,7 @@ def build_app(
             Mount("/", app=mcp_app),
         ],
         lifespan=mcp_app.lifespan,
+        exception_handlers={UserError: user_error},
     )
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(BearerAuth, tokens=tokens)
