@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types
 from mcp.shared.exceptions import MCPError
@@ -25,6 +25,9 @@ from orchestrator_mcp.config import GatewaySettings, ServerConfig
 from orchestrator_mcp.errors import Unavailable, UserError
 from orchestrator_mcp.gateway.catalog import tool_allowed
 from orchestrator_mcp.telemetry import metrics
+
+if TYPE_CHECKING:
+    from fastmcp import Client
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def is_connection_failure(exc: BaseException) -> bool:
     return True
 
 
-def session_closed(client: Any) -> bool:
+def session_closed(client: Client) -> bool:
     """True once the session's transport has closed (a stdio server's process exited, an
     HTTP stream ended). The mcp SDK's dispatcher marks itself closed when its read loop
     ends but offers no public flag or event for it (fastmcp's own stdio transport reads the
@@ -136,7 +139,7 @@ class ServerConnection:
         self.era: str | None = None
         self._on_change = on_change
         self._log_dir = log_dir
-        self._client: Any | None = None
+        self._client: Client | None = None
         self._up = asyncio.Event()
         self._settled = asyncio.Event()  # the first connection attempt has ended
         self._attempt_ended = asyncio.Event()  # replaced by a new one at each attempt's end
@@ -237,7 +240,7 @@ class ServerConnection:
                 relist.set()
 
         started = time.perf_counter()
-        client: Any = Client(self._transport(), mode=self.config.protocol,
+        client: Client = Client(self._transport(), mode=self.config.protocol,
                              message_handler=ToolListWatcher())
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
@@ -281,7 +284,7 @@ class ServerConnection:
             async with asyncio.timeout(timeout):
                 await self._settled.wait()
 
-    async def _watch(self, client: Any) -> None:
+    async def _watch(self, client: Client) -> None:
         """Return when the session is lost: a failed call says so, its stream closes (a
         stdio server's process exited: seen within LIVENESS_TICK), or a ping fails.
 
@@ -343,7 +346,7 @@ class ServerConnection:
 
     # ---- calls -----------------------------------------------------------------------
 
-    async def _reconnect(self, wait: float) -> Any | None:
+    async def _reconnect(self, wait: float) -> Client | None:
         """Ask for an immediate attempt and wait, up to `wait` seconds, until a session is
         up or an attempt started after the request has failed (no need to wait longer)."""
         if self._client is not None and not self._lost.is_set():
@@ -424,7 +427,7 @@ class ServerConnection:
             raise
 
     async def _call_once(
-        self, client: Any, tool: str, arguments: dict[str, Any]
+        self, client: Client, tool: str, arguments: dict[str, Any]
     ) -> mcp_types.CallToolResult:
         try:
             async with asyncio.timeout(self.timeout):
