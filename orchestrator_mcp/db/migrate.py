@@ -61,8 +61,9 @@ def upgrade(engine: sa.Engine) -> None:
                 f"the database holds schema revision {', '.join(newer)}, newer than this "
                 f"orchestrator's head {head} — fix: upgrade orchestrator-mcp on every replica")
         if current != (head,):
-            log.info("migrating the database schema from %s to %s",
-                     ", ".join(current) or "none", head)
+            log.info("migrating our tables from revision %s to %s",
+                     ", ".join(current) or "none (a new database or the previous release's)",
+                     head)
             config.attributes["connection"] = db
             command.upgrade(config, "head")
         db.commit()

@@ -14,6 +14,7 @@ and context are kept as given: the run reads them back to work on them.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -36,6 +37,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def _wal(cursor: Any) -> None:
+    """Put the file in WAL mode. On a new file, processes opening it at once (a front and a
+    worker) may be told it is locked without the busy timeout being waited: try again."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class RunStore:
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url, future=True)
@@ -43,7 +58,7 @@ class RunStore:
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_connection: Any, _: Any) -> None:
                 cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _wal(cursor)
                 # WAL + NORMAL: a commit survives a process crash (what runs must
                 # survive); only a power loss may drop the last commits.
                 cursor.execute("PRAGMA synchronous=NORMAL")

@@ -1,6 +1,8 @@
 """Alembic's environment: runs the revisions on the connection `db.migrate.upgrade` hands
 over, inside the transaction that holds the migration lock (so no transaction of its own).
-For a new revision, copy the last one in `versions/` and write its `op.*` calls by hand."""
+For a new revision, copy the last one in `versions/` and write its `op.*` calls by hand
+(column changes inside `op.batch_alter_table`, which SQLite needs); tests/test_migrations.py
+checks the result against `db.tables`."""
 
 from alembic import context
 
