@@ -9,33 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
-
-notifications = sa.Table(
-    "orch_alert_notifications", metadata,
-    sa.Column("receipt_id", sa.String(64), primary_key=True),
-    sa.Column("group_id", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("received_at", sa.Float, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),  # received|deferred|done
-    sa.Column("rule", sa.String(64)),
-    sa.Column("outcome", sa.String(32)),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("detail", sa.Text),
-    sa.Column("processed_at", sa.Float),
-)
-
-groups = sa.Table(
-    "orch_alert_groups", metadata,
-    sa.Column("group_id", sa.String(64), primary_key=True),
-    sa.Column("rule", sa.String(64), nullable=False, index=True),
-    sa.Column("run_id", sa.String(64)),
-    sa.Column("opened_at", sa.Float, nullable=False),
-    sa.Column("last_seen", sa.Float, nullable=False),
-    sa.Column("resolved_at", sa.Float),
-    sa.Column("delivered_at", sa.Float),
-)
+from orchestrator_mcp.db import migrate
+from orchestrator_mcp.db.tables import groups, notifications
 
 
 @dataclass(frozen=True)
@@ -59,7 +34,7 @@ class Group:
 class AlertStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        migrate.upgrade(engine)
 
     def receive(self, receipt_id: str, group_id: str, status: str, body: dict[str, Any]) -> bool:
         """Store a notification before it is acknowledged. False: already received."""

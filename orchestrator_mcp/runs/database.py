@@ -1,19 +1,17 @@
 """Where runs live: the embedded SQLite files of a data dir, or one shared PostgreSQL database
 (`ORCH_DATABASE_URL`) that several replicas use for DBOS's system tables and ours.
 
-Our tables carry a schema version; a database written by a newer orchestrator is refused
-rather than misread.
+Our tables are migrated to this orchestrator's schema when the run store opens the database
+(`db.migrate.upgrade`, Alembic); a database migrated by a newer orchestrator is refused with
+a DatabaseError rather than misread.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from orchestrator_mcp.errors import Unavailable
-
-SCHEMA_VERSION = 1
 
 
 class DatabaseError(Unavailable):
@@ -69,20 +67,3 @@ def explain_connect_error(database: Database, exc: Exception) -> DatabaseError:
         "is running and reachable, and the user, password and database name in "
         "ORCH_DATABASE_URL")
 
-
-def check_schema_version(engine: Any) -> None:
-    """Record our schema version; refuse a database written by a newer version."""
-    import sqlalchemy as sa
-
-    with engine.begin() as db:
-        db.execute(sa.text("CREATE TABLE IF NOT EXISTS orch_schema (version INTEGER NOT NULL)"))
-        found = db.execute(sa.text("SELECT MAX(version) FROM orch_schema")).scalar()
-        if found is None:
-            db.execute(sa.text("INSERT INTO orch_schema (version) VALUES (:v)"),
-                       {"v": SCHEMA_VERSION})
-        elif found > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"the database holds schema version {found}, newer than this orchestrator's "
-                f"{SCHEMA_VERSION} — fix: upgrade orchestrator-mcp on every replica")
-        elif found < SCHEMA_VERSION:
-            db.execute(sa.text("UPDATE orch_schema SET version = :v"), {"v": SCHEMA_VERSION})

@@ -14,12 +14,14 @@ and context are kept as given: the run reads them back to work on them.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
-from orchestrator_mcp.runs.database import check_schema_version
+from orchestrator_mcp.db import migrate
+from orchestrator_mcp.db.tables import executors, run_steps, runs, tool_calls
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunRecord,
@@ -30,63 +32,23 @@ from orchestrator_mcp.runs.models import (
 )
 from orchestrator_mcp.telemetry.redaction import redact, redact_text
 
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "orch_runs", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("goal", sa.Text, nullable=False),
-    sa.Column("profile", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False, index=True),
-    sa.Column("stop_reason", sa.String(32)),
-    sa.Column("parent_id", sa.String(64), index=True),
-    sa.Column("workflow", sa.String(64)),
-    sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("context", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False, index=True),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("answer", sa.Text),
-    sa.Column("error", sa.Text),
-    sa.Column("usage", sa.Text, nullable=False),
-    sa.Column("pending_approval", sa.Text),
-)
-
-run_steps = sa.Table(
-    "orch_run_steps", metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("n", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),
-)
-
-tool_calls = sa.Table(
-    "orch_tool_calls", metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("call_id", sa.String(128), primary_key=True),
-    sa.Column("tool", sa.String(128), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),  # started | done
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("finished_at", sa.Float),
-    sa.Column("result", sa.Text),
-)
-
-
-# Processes executing runs on a shared database, and when each last said it was alive.
-executors = sa.Table(
-    "orch_executors", metadata,
-    sa.Column("executor_id", sa.String(128), primary_key=True),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("last_seen", sa.Float, nullable=False, index=True),
-)
-
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _wal(cursor: Any) -> None:
+    """Put the file in WAL mode. On a new file, processes opening it at once (a front and a
+    worker) may be told it is locked without the busy timeout being waited: try again."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class RunStore:
@@ -96,14 +58,13 @@ class RunStore:
             @sa.event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_connection: Any, _: Any) -> None:
                 cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _wal(cursor)
                 # WAL + NORMAL: a commit survives a process crash (what runs must
                 # survive); only a power loss may drop the last commits.
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.close()
-        metadata.create_all(self.engine)
-        check_schema_version(self.engine)
+        migrate.upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from orchestrator_mcp.db import migrate
+from orchestrator_mcp.db.tables import audit_log
 from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.telemetry.redaction import redact, redact_text, shorten
 
@@ -27,26 +29,12 @@ MAX_ITEMS = 200  # items kept per list or object
 MAX_NODES = 2_000  # values kept per entry, all levels together
 MAX_DEPTH = 16
 
-metadata = sa.MetaData()
-
-audit_log = sa.Table(
-    "orch_audit", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.Float, nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # tool_call | approval
-    sa.Column("run_id", sa.String(64), index=True),
-    sa.Column("caller", sa.String(128), nullable=False),
-    sa.Column("tool", sa.String(128)),
-    sa.Column("arguments", sa.Text),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("duration_ms", sa.Float),
-)
 
 class AuditLog:
     def __init__(self, engine: sa.Engine, retention_days: float = 90) -> None:
         self.engine = engine
         self.retention_days = retention_days
-        metadata.create_all(engine)
+        migrate.upgrade(engine)
 
     def record(self, *, kind: str, caller: str, outcome: str, run_id: str | None = None,
                tool: str | None = None, arguments: Any = None,

@@ -1,0 +1,1 @@
+"""Our own SQL tables (`tables`) and their Alembic migrations (`migrate.upgrade`)."""

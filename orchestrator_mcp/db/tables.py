@@ -1,0 +1,118 @@
+"""Every table of ours, in one MetaData: what the migrations (`db/migrations/versions`) build
+and what the stores query. DBOS's system tables are DBOS's own and are not here.
+
+A change to a table here needs a new revision that makes it; `tests/test_migrations.py`
+checks that the migrated database and this MetaData agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# ---- runs (runs/store.py) ---------------------------------------------------------------
+
+runs = sa.Table(
+    "orch_runs", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("goal", sa.Text, nullable=False),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("stop_reason", sa.String(32)),
+    sa.Column("parent_id", sa.String(64), index=True),
+    sa.Column("workflow", sa.String(64)),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("context", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("answer", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("usage", sa.Text, nullable=False),
+    sa.Column("pending_approval", sa.Text),
+)
+
+run_steps = sa.Table(
+    "orch_run_steps", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+tool_calls = sa.Table(
+    "orch_tool_calls", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("call_id", sa.String(128), primary_key=True),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # started | done
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("result", sa.Text),
+)
+
+# Processes executing runs on a shared database, and when each last said it was alive.
+executors = sa.Table(
+    "orch_executors", metadata,
+    sa.Column("executor_id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False, index=True),
+)
+
+# ---- audit (telemetry/audit_store.py) ---------------------------------------------------
+
+audit_log = sa.Table(
+    "orch_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # tool_call | approval
+    sa.Column("run_id", sa.String(64), index=True),
+    sa.Column("caller", sa.String(128), nullable=False),
+    sa.Column("tool", sa.String(128)),
+    sa.Column("arguments", sa.Text),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("duration_ms", sa.Float),
+)
+
+# ---- alerts (alerts/store.py) -----------------------------------------------------------
+
+notifications = sa.Table(
+    "orch_alert_notifications", metadata,
+    sa.Column("receipt_id", sa.String(64), primary_key=True),
+    sa.Column("group_id", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # received|deferred|done
+    sa.Column("rule", sa.String(64)),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("detail", sa.Text),
+    sa.Column("processed_at", sa.Float),
+)
+
+groups = sa.Table(
+    "orch_alert_groups", metadata,
+    sa.Column("group_id", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("delivered_at", sa.Float),
+)
+
+# ---- the guard for the release before migrations ----------------------------------------
+
+# That release kept its schema version here (1) and refuses a database whose version is
+# higher; migrations keep it above 1 so that release stops instead of misreading the tables.
+# What this orchestrator reads is Alembic's version table (db/migrate.py).
+schema_guard = sa.Table(
+    "orch_schema", metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
