@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator_mcp.config.agents import builtin_agent_profiles
 from orchestrator_mcp.config.base import check_token
-from orchestrator_mcp.config.models import ProfileConfig, ProfilesFile, ServersFile
+from orchestrator_mcp.config.files import ProfilesFile, ServersFile
+from orchestrator_mcp.config.profiles import ProfileConfig
 
 SERVERS_FILE = "servers.yaml"
 PROFILES_FILE = "profiles.yaml"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator_mcp.config import ProfileConfig
-from orchestrator_mcp.config.models import RunsSettings
+from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
 from orchestrator_mcp.runs.errors import (
