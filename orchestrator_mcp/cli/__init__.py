@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Before fastmcp is imported anywhere: no update check over the network, no banner.
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
@@ -14,6 +15,9 @@ os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
 from orchestrator_mcp import __version__  # noqa: E402
 from orchestrator_mcp.cli import knowledge, runs, serve  # noqa: E402
 from orchestrator_mcp.cli.common import EXIT_CONFIG  # noqa: E402
+
+if TYPE_CHECKING:
+    from orchestrator_mcp.config.environment import OrchestratorEnvironment
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -35,7 +39,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
         "data dir)",
     )
     parser.add_argument(
-        "--log-level", default=default(os.environ.get("ORCH_LOG_LEVEL", "INFO")),
+        "--log-level", default=default(None),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
         help="log level for stderr and the log file (default: INFO or $ORCH_LOG_LEVEL)",
     )
@@ -67,12 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _environment() -> OrchestratorEnvironment:
+    """The orchestrator's environment variables (config/environment.py), checked before any
+    command runs: a bad one is a configuration error."""
+    from orchestrator_mcp.config.environment import EnvironmentVariableError, environment
+
+    try:
+        return environment().orchestrator
+    except EnvironmentVariableError as exc:
+        print("environment is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         raise SystemExit(EXIT_CONFIG)
+    args.log_level = args.log_level or _environment().log_level
     try:
         raise SystemExit(args.func(args))
     except KeyboardInterrupt:
