@@ -15,6 +15,7 @@ when the agent is enabled. Adding an agent: see "Adding a built-in agent" in REA
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -35,6 +36,9 @@ REGISTRY: tuple[str, ...] = (
     "orchestrator_mcp.agents.ansible_settings",
     "orchestrator_mcp.agents.code_review_settings",
 )
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 class AgentSettings(BaseModel):
@@ -66,6 +70,11 @@ class Agent:
     description: str  # one line: the profile's description, list_agents and the schema
     role: str  # the profile's role prompt
     server: str  # the module whose `build(settings)` returns the agent's FastMCP server
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):  # it prefixes tool names and names a profile
+            raise ValueError(f"agent name {self.name!r}: use 1-32 lower-case letters, digits "
+                             "or '_', starting with a letter")
 
     def build(self, settings: AgentSettings) -> Any:
         """The agent's FastMCP server (its module is imported here, not before)."""

@@ -8,7 +8,7 @@ against the config directory (the folder holding servers.yaml).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from pydantic import Field, create_model
 
@@ -36,7 +36,7 @@ AgentsSettings = create_model(
 )
 
 
-def builtin_agent_profiles(settings: Any, knowledge: bool) -> dict[str, dict]:
+def builtin_agent_profiles(settings: AgentsSettings, knowledge: bool) -> dict[str, dict]:
     """The profile each enabled agent runs under unless profiles.yaml defines one of its
     name: its description and role, its own tools, plus the runbooks when available."""
     return {agent.name: {"description": agent.description, "role": agent.role,
