@@ -157,6 +157,8 @@ def test_bad_environment_variables_are_explained(tmp_path: Path, env: dict[str, 
     assert "environment is invalid:" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
     assert cli("--help", env=env).returncode == 0  # help needs no valid environment
+    flagged = cli("--log-level", "INFO", "--config-dir", str(tmp_path), "check", env=env)
+    assert flagged.returncode == 2 and message in flagged.stderr
 
 
 def test_environment_defaults_and_flags_win(tmp_path: Path) -> None:

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command is None:
         parser.print_help(sys.stderr)
         raise SystemExit(EXIT_CONFIG)
-    args.log_level = args.log_level or _environment().log_level
+    orchestrator = _environment()  # checked even when the flags override it
+    args.log_level = args.log_level or orchestrator.log_level
     try:
         raise SystemExit(args.func(args))
     except KeyboardInterrupt:
