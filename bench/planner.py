@@ -24,7 +24,7 @@ from fastmcp import FastMCP  # noqa: E402
 from mcp_types import ToolAnnotations  # noqa: E402
 
 from orchestrator_mcp.config import GatewaySettings, ProfileConfig  # noqa: E402
-from orchestrator_mcp.config.models import RunsSettings  # noqa: E402
+from orchestrator_mcp.config.runs import RunsSettings  # noqa: E402
 from orchestrator_mcp.gateway import Gateway  # noqa: E402
 from orchestrator_mcp.llm import Message, ToolSpec  # noqa: E402
 from orchestrator_mcp.llm.scripted import ScriptedProvider, ScriptFile  # noqa: E402

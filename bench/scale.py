@@ -30,13 +30,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 
+from orchestrator_mcp.agents import agent_names  # noqa: E402
 from orchestrator_mcp.config import load_config  # noqa: E402
+from orchestrator_mcp.config.environment import forget_environment  # noqa: E402
 from orchestrator_mcp.gateway import Gateway  # noqa: E402
 from orchestrator_mcp.runs.engine import RunEngine  # noqa: E402
 from tests import postgres  # noqa: E402
 
-AGENTS_OFF = {name: {"enabled": False} for name in (
-    "network", "logs", "infrastructure", "osquery", "ansible", "code_review")}
+AGENTS_OFF = {name: {"enabled": False} for name in agent_names() if name != "system"}
 SCRIPT = {"scripts": [{"turns": [{"tool_calls": [{"name": "system_uptime", "arguments": {}}]},
                                  {"text": "up"}]}]}
 
@@ -60,6 +61,7 @@ async def measure(config_dir: Path, data_dir: Path, workers: int, runs: int,
          "--log-level", "WARNING", "worker"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(workers)]
     os.environ.update(env)
+    forget_environment()  # the in-process client reads ORCH_DATABASE_URL anew
     try:
         config = load_config(config_dir)
         client_dir = data_dir / "client" if shared else data_dir

@@ -22,6 +22,17 @@ NODE_MODULES = REPO / "node_modules" / "@modelcontextprotocol"
 COUNTER_SERVER = Path(__file__).parent / "servers" / "counter_server.py"
 
 
+@pytest.fixture(autouse=True)
+def fresh_environment() -> Iterator[None]:
+    """Each test reads the environment variables as it finds (or sets) them: the process's
+    are otherwise taken once (orchestrator_mcp/config/environment.py)."""
+    from orchestrator_mcp.config.environment import forget_environment
+
+    forget_environment()
+    yield
+    forget_environment()
+
+
 def npm_server(name: str) -> Path:
     entry = NODE_MODULES / f"server-{name}" / "dist" / "index.js"
     if not entry.is_file():

@@ -235,7 +235,7 @@ async def test_ping_refuses_option_injection(agents: dict[str, Any]) -> None:
 @pytest.fixture
 def code_review(tmp_path: Path) -> Any:
     from orchestrator_mcp.agents import code_review
-    from orchestrator_mcp.config.agents import CodeReviewAgentSettings
+    from orchestrator_mcp.agents.code_review_settings import CodeReviewAgentSettings
 
     return code_review.build(CodeReviewAgentSettings(roots=[tmp_path / "repo"]))
 

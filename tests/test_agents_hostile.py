@@ -21,12 +21,10 @@ import pytest
 from fastmcp import FastMCP
 
 from orchestrator_mcp.agents import code_review, logs, network
-from orchestrator_mcp.config.agents import (
-    AgentsSettings,
-    CodeReviewAgentSettings,
-    LogsAgentSettings,
-    NetworkAgentSettings,
-)
+from orchestrator_mcp.agents.code_review_settings import CodeReviewAgentSettings
+from orchestrator_mcp.agents.logs_settings import LogsAgentSettings
+from orchestrator_mcp.agents.network_settings import NetworkAgentSettings
+from orchestrator_mcp.config.agents import AgentsSettings
 from tests.mcp_calls import call, data, error
 
 

@@ -20,7 +20,8 @@ import pytest
 from fastmcp import Client, FastMCP
 
 from orchestrator_mcp.agents import infrastructure, logs
-from orchestrator_mcp.config.agents import InfrastructureAgentSettings, LogsAgentSettings
+from orchestrator_mcp.agents.infrastructure_settings import InfrastructureAgentSettings
+from orchestrator_mcp.agents.logs_settings import LogsAgentSettings
 from tests.mcp_calls import call, data, error
 
 DESTRUCTIVE = {"systemd_start", "systemd_stop", "systemd_restart"}
@@ -298,7 +299,8 @@ async def test_annotations_are_truthful(logs_server: FastMCP, infra: FastMCP) ->
 
 def test_building_makes_no_heavy_imports() -> None:
     code = ("import sys\nfrom orchestrator_mcp.agents import infrastructure, logs\n"
-            "from orchestrator_mcp.config.agents import *\n"
+            "from orchestrator_mcp.agents.infrastructure_settings import *\n"
+            "from orchestrator_mcp.agents.logs_settings import *\n"
             "infrastructure.build(InfrastructureAgentSettings())\n"
             "logs.build(LogsAgentSettings())\n"
             "print('boto3' in sys.modules, 'botocore' in sys.modules)")

@@ -15,8 +15,9 @@ from fastmcp import Client
 
 from orchestrator_mcp.agents import ansible as ansible_agent
 from orchestrator_mcp.agents import osquery as osquery_agent
+from orchestrator_mcp.agents.ansible_settings import AnsibleAgentSettings
 from orchestrator_mcp.agents.osquery import PRESETS, validate_select
-from orchestrator_mcp.config.agents import AnsibleAgentSettings, OsqueryAgentSettings
+from orchestrator_mcp.agents.osquery_settings import OsqueryAgentSettings
 from tests.mcp_calls import data, error
 
 REPO = Path(__file__).resolve().parent.parent

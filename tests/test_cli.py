@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from orchestrator_mcp.agents import agent_names
 from tests.conftest import write_config
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`env`: variables set (or, with value None, unset) on top of this process's."""
+    environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     return subprocess.run([sys.executable, "-m", "orchestrator_mcp", *args],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+                          capture_output=True, text=True, timeout=120, cwd=cwd, env=environ)
 
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["check"]])
@@ -120,8 +125,7 @@ def test_workflow_run_prints_each_step_once(tmp_path: Path) -> None:
     try:
         config = write_config(tmp_path / "c", {}, agents={
             "network": {"allow_cidrs": ["127.0.0.0/8"]},
-            **{name: {"enabled": False} for name in
-               ("system", "logs", "infrastructure", "osquery", "ansible", "code_review")}})
+            **{name: {"enabled": False} for name in agent_names() if name != "network"}})
         (config / "workflows").mkdir()
         shutil.copy(Path(__file__).parents[1] / "workflows" / "network-check.yaml",
                     config / "workflows")
@@ -136,3 +140,35 @@ def test_workflow_run_prints_each_step_once(tmp_path: Path) -> None:
     for tool in ("network_dns_lookup", "network_tcp_check", "network_http_check"):
         assert sum(tool in line for line in step_lines) == 1, result.stdout
     assert "TCP open, HTTP 200" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ORCH_LOG_LEVEL": "verbose"},
+     "environment variable ORCH_LOG_LEVEL: 'verbose' is not a log level; use DEBUG, INFO, "
+     "WARNING or ERROR"),
+    ({"ORCH_HTTP_TOKEN": "short"},
+     "environment variable ORCH_HTTP_TOKEN: a token needs at least 16 characters"),
+])
+def test_bad_environment_variables_are_explained(tmp_path: Path, env: dict[str, str],
+                                                 message: str) -> None:
+    result = cli("--config-dir", str(tmp_path), "--data-dir", str(tmp_path / "d"), "check",
+                 env=env)
+    assert result.returncode == 2
+    assert "environment is invalid:" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cli("--help", env=env).returncode == 0  # help needs no valid environment
+    flagged = cli("--log-level", "INFO", "--config-dir", str(tmp_path), "check", env=env)
+    assert flagged.returncode == 2 and message in flagged.stderr
+
+
+def test_environment_defaults_and_flags_win(tmp_path: Path) -> None:
+    (tmp_path / "servers.yaml").write_text("servers: {}\n")
+    env = {"ORCH_DATA_DIR": str(tmp_path / "from-env"), "ORCH_LOG_LEVEL": "error"}
+    assert cli("--config-dir", str(tmp_path), "check", env=env).returncode == 0
+    assert (tmp_path / "from-env").is_dir()  # ORCH_DATA_DIR is the data dir
+    assert cli("--config-dir", str(tmp_path), "--data-dir", str(tmp_path / "flag"), "check",
+               env=env).returncode == 0
+    assert (tmp_path / "flag").is_dir()
+    empty = cli("--config-dir", str(tmp_path), "--data-dir", str(tmp_path / "d"), "check",
+                env={"ORCH_LOG_LEVEL": "", "ORCH_HTTP_TOKEN": ""})
+    assert empty.returncode == 0, empty.stderr  # empty counts as unset

@@ -136,3 +136,86 @@ def test_stdio_servers_start_in_the_config_folder(tmp_path: Path) -> None:
     assert servers["a"].cwd == tmp_path.resolve()
     assert servers["b"].cwd == (tmp_path / "sub").resolve()
     assert servers["c"].cwd is None
+
+
+# ---- environment variables (orchestrator_mcp/config/environment.py) ----------------------
+
+
+def test_the_process_environment_is_read_once(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    from orchestrator_mcp.config import resolve_data_dir
+    from orchestrator_mcp.config.environment import environment, forget_environment
+
+    monkeypatch.setenv("ORCH_DATA_DIR", str(tmp_path / "first"))
+    assert environment() is environment()
+    monkeypatch.setenv("ORCH_DATA_DIR", str(tmp_path / "second"))
+    assert resolve_data_dir(None) == tmp_path / "first"
+    assert resolve_data_dir(tmp_path / "flag") == tmp_path / "flag"  # --data-dir wins
+    forget_environment()
+    assert resolve_data_dir(None) == tmp_path / "second"
+
+
+def test_an_explicit_mapping_is_all_that_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator_mcp.config.environment import environment
+
+    monkeypatch.setenv("ORCH_LOG_LEVEL", "ERROR")
+    monkeypatch.setenv("OPENAI_MODEL", "from-process")
+    env = environment({"ORCH_LOG_LEVEL": " debug ", "OPENAI_API_KEY": "", "OLLAMA_MODEL": "m"})
+    assert env.orchestrator.log_level == "DEBUG"
+    assert env.llm.openai_model is None and env.llm.openai_api_key is None  # '' is unset
+    assert env.llm.ollama_model == "m"
+    assert environment({}).orchestrator.log_level == "INFO"
+
+
+def test_environment_values_say_what_they_accept() -> None:
+    from orchestrator_mcp.config.environment import EnvironmentVariableError, environment
+
+    env = environment({"ORCH_LOG_LEVEL": "loud", "ORCH_HTTP_TOKEN": "has spaces in the token",
+                       "LLM_PROVIDER": "claude"})
+    with pytest.raises(EnvironmentVariableError) as caught:
+        _ = env.orchestrator
+    assert caught.value.problems == [
+        "environment variable ORCH_LOG_LEVEL: 'loud' is not a log level; use DEBUG, INFO, "
+        "WARNING or ERROR",
+        "environment variable ORCH_HTTP_TOKEN: a token may not contain spaces or line breaks"]
+    with pytest.raises(EnvironmentVariableError, match="LLM_PROVIDER: 'claude' is not an LLM "
+                       "provider; use openai, ollama, bedrock or scripted"):
+        _ = env.llm
+    assert env.tracing.wanted is False  # each concern stands on its own
+
+
+def test_secrets_stay_secret_and_reach_the_redactor() -> None:
+    from orchestrator_mcp.config.environment import environment
+    from orchestrator_mcp.telemetry.logs import environment_secrets
+
+    env = environment({"ORCH_HTTP_TOKEN": "http-token-0123456789",
+                       "ORCH_DATABASE_URL": "postgresql://orch:db-password-77@db:5432/orch",
+                       "OPENAI_API_KEY": "sk-test-key-0123456789",
+                       "OPENAI_BASE_URL": "https://llm.example/v1?key=query-secret-1"})
+    shown = repr(env.orchestrator) + repr(env.llm)
+    for secret in ("http-token-0123456789", "db-password-77", "sk-test-key-0123456789"):
+        assert secret not in shown
+    assert set(environment_secrets(env)) == {
+        "http-token-0123456789", "db-password-77", "sk-test-key-0123456789", "query-secret-1"}
+    assert env.orchestrator.database("postgresql://file/x") == (
+        "postgresql://orch:db-password-77@db:5432/orch")  # ORCH_DATABASE_URL wins
+    assert environment({}).orchestrator.database("postgresql://file/x") == "postgresql://file/x"
+    bad = environment({"ORCH_LOG_LEVEL": "loud", "OPENAI_API_KEY": "sk-test-key-0123456789"})
+    assert environment_secrets(bad) == ["sk-test-key-0123456789"]
+
+
+def test_orch_http_token_wins_over_the_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "servers.yaml").write_text("http: {token: file-token-0123456789}\n")
+    monkeypatch.setenv("ORCH_HTTP_TOKEN", "   ")  # blank counts as unset
+    assert load_config(tmp_path).servers.http.token == "file-token-0123456789"
+    from orchestrator_mcp.config.environment import forget_environment
+
+    forget_environment()
+    monkeypatch.setenv("ORCH_HTTP_TOKEN", "env-token-0123456789")
+    assert load_config(tmp_path).servers.http.token == "env-token-0123456789"
+    forget_environment()
+    monkeypatch.setenv("ORCH_HTTP_TOKEN", "short")
+    assert problems(tmp_path) == [
+        "environment variable ORCH_HTTP_TOKEN: a token needs at least 16 characters; generate "
+        "one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""]

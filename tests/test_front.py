@@ -20,14 +20,14 @@ from fastmcp import Client
 from fastmcp.client.messages import MessageHandler
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
+from orchestrator_mcp.agents import agent_names
 from tests.conftest import free_port, wait_for_port, write_config
 
 FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "list_runs",
                "cancel_run", "approve", "list_profiles", "list_workflows", "run_workflow",
                "audit", "costs", "list_agents", "ask_agent", "search", "list_collections",
                "index_document", "index_folder", "delete_document", "delete_collection"}
-BUILTIN_AGENTS = {"system", "network", "logs", "infrastructure", "osquery", "ansible",
-                  "code_review"}
+BUILTIN_AGENTS = set(agent_names())
 
 
 def serve_args(config_dir: Path, data_dir: Path, *extra: str) -> list[str]:

@@ -21,6 +21,7 @@ import yaml
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
+from orchestrator_mcp.agents import agent_names
 from tests import postgres
 from tests.conftest import free_port, wait_for_port, write_config
 from tests.fake_openai import FakeOpenAI
@@ -55,9 +56,7 @@ class Cluster:
             runs={"worker_concurrency": 3, "heartbeat_seconds": 0.5,
                   "executor_dead_after_seconds": 3},
             http={"rate_limit_per_second": 1000, "rate_limit_burst": 1000},
-            agents={name: {"enabled": False} for name in (
-                "system", "network", "logs", "infrastructure", "osquery", "ansible",
-                "code_review")},
+            agents={name: {"enabled": False} for name in agent_names()},
             knowledge={"enabled": False})
         (self.config / "profiles.yaml").write_text(yaml.safe_dump(PROFILES))
         self.env = {**os.environ, **llm.env(), "ORCH_DATABASE_URL": database_url,

@@ -29,7 +29,7 @@ from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from orchestrator_mcp.config.agents import AnsibleAgentSettings
+from orchestrator_mcp.agents.ansible_settings import AnsibleAgentSettings
 
 LISTING = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 # Check mode changes nothing on the hosts, but it does reach the inventory's hosts.

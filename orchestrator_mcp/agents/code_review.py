@@ -26,9 +26,9 @@ from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BaseModel, Field
 
 from orchestrator_mcp.agents._regex import Pattern, fixed_pattern
+from orchestrator_mcp.agents.code_review_settings import CodeReviewAgentSettings
 from orchestrator_mcp.agents.commands import require_binary, run_command
 from orchestrator_mcp.agents.paths import path_under_roots
-from orchestrator_mcp.config.agents import CodeReviewAgentSettings
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",

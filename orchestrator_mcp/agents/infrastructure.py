@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from orchestrator_mcp.agents._aws import AwsSummary, Region, aws_summary_sync
 from orchestrator_mcp.agents._systemd import JournalResult, Unit, command_error, read_journal
 from orchestrator_mcp.agents.commands import CommandResult, require_binary, run_command
-from orchestrator_mcp.config.agents import InfrastructureAgentSettings
+from orchestrator_mcp.agents.infrastructure_settings import InfrastructureAgentSettings
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                             open_world_hint=False)

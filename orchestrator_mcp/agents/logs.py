@@ -28,8 +28,8 @@ from orchestrator_mcp.agents._logfiles import severity as severity_of
 from orchestrator_mcp.agents._logfiles import signature as signature_of
 from orchestrator_mcp.agents._regex import MAX_PATTERN_CHARS, user_pattern
 from orchestrator_mcp.agents._systemd import JournalResult, Priority, Since, Unit, read_journal
+from orchestrator_mcp.agents.logs_settings import LogsAgentSettings
 from orchestrator_mcp.agents.paths import path_under_roots
-from orchestrator_mcp.config.agents import LogsAgentSettings
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                             open_world_hint=False)

@@ -35,7 +35,7 @@ from orchestrator_mcp.agents._egress import (
     server_name,
 )
 from orchestrator_mcp.agents.commands import require_binary, run_command
-from orchestrator_mcp.config.agents import NetworkAgentSettings
+from orchestrator_mcp.agents.network_settings import NetworkAgentSettings
 
 # Network checks reach outside this host: open world, but they change nothing.
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)

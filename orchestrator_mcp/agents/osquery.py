@@ -18,7 +18,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.agents.commands import require_binary, run_command
-from orchestrator_mcp.config.agents import OsqueryAgentSettings
+from orchestrator_mcp.agents.osquery_settings import OsqueryAgentSettings
 
 # The `curl` tables are refused, so queries never leave this host: closed world.
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)

@@ -14,7 +14,7 @@ from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from orchestrator_mcp.config.agents import SystemAgentSettings
+from orchestrator_mcp.agents.system_settings import SystemAgentSettings
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from orchestrator_mcp.alerts.payload import Notification
-from orchestrator_mcp.config.models import AlertRule, AlertsSettings
+from orchestrator_mcp.config.alerts import AlertRule, AlertsSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
 from orchestrator_mcp.telemetry import metrics

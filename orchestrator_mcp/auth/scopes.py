@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator_mcp.config.models import Scope
+from orchestrator_mcp.config.http import Scope
 
 
 @dataclass(frozen=True)

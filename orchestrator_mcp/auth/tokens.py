@@ -6,7 +6,7 @@ import hmac
 from collections.abc import Iterable
 
 from orchestrator_mcp.auth.scopes import Principal
-from orchestrator_mcp.config.models import ALL_SCOPES, HttpSettings
+from orchestrator_mcp.config.http import ALL_SCOPES, HttpSettings
 
 
 def bearer_credentials(authorization: str | bytes | None) -> bytes | None:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Before fastmcp is imported anywhere: no update check over the network, no banner.
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
@@ -15,6 +16,9 @@ from orchestrator_mcp import __version__  # noqa: E402
 from orchestrator_mcp.cli import knowledge, runs, serve  # noqa: E402
 from orchestrator_mcp.cli.common import EXIT_CONFIG, report  # noqa: E402
 from orchestrator_mcp.errors import UserError  # noqa: E402
+
+if TYPE_CHECKING:
+    from orchestrator_mcp.config.environment import OrchestratorEnvironment
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -36,7 +40,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> No
         "data dir)",
     )
     parser.add_argument(
-        "--log-level", default=default(os.environ.get("ORCH_LOG_LEVEL", "INFO")),
+        "--log-level", default=default(None),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
         help="log level for stderr and the log file (default: INFO or $ORCH_LOG_LEVEL)",
     )
@@ -68,12 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _environment() -> OrchestratorEnvironment:
+    """The orchestrator's environment variables (config/environment.py), checked before any
+    command runs: a bad one is a configuration error."""
+    from orchestrator_mcp.config.environment import EnvironmentVariableError, environment
+
+    try:
+        return environment().orchestrator
+    except EnvironmentVariableError as exc:
+        print("environment is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         raise SystemExit(EXIT_CONFIG)
+    orchestrator = _environment()  # checked even when the flags override it
+    args.log_level = args.log_level or orchestrator.log_level
     try:
         code = args.func(args)
     except KeyboardInterrupt:

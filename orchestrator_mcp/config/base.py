@@ -1,9 +1,12 @@
-"""The base of every configuration model, and the token type every bearer secret uses."""
+"""What every configuration model shares: the strict base, names, tool-name globs, tokens."""
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
+SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
 MIN_TOKEN_LENGTH = 16
 TOKEN_HINT = "generate one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
 
@@ -35,3 +38,27 @@ def check_token(value: str | None) -> str | None:
 OptionalToken = Annotated[str | None, BeforeValidator(blank_to_none), AfterValidator(check_token)]
 # A secret where blank means unset, with no length rule (e.g. an HMAC key).
 OptionalSecret = Annotated[str | None, BeforeValidator(blank_to_none)]
+
+
+def check_name(name: str) -> str:
+    if not SERVER_NAME.match(name):
+        raise ValueError(
+            f"name {name!r} must be 1-32 letters, digits, '_' or '-', starting with a letter "
+            "or digit (server names prefix tool names)"
+        )
+    return name
+
+
+# A server, token, profile, workflow or alert-rule name.
+Name = Annotated[str, AfterValidator(check_name)]
+
+
+def check_glob(pattern: str) -> str:
+    if not pattern or not GLOB_CHARS.match(pattern):
+        raise ValueError(
+            f"{pattern!r} is not a tool-name glob; use letters, digits, '_', '-', '.', "
+            "and the wildcards '*', '?', '[...]'"
+        )
+    if pattern.count("[") != pattern.count("]"):
+        raise ValueError(f"{pattern!r} has an unclosed '[' character class")
+    return pattern

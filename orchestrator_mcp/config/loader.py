@@ -12,8 +12,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator_mcp.config.agents import builtin_agent_profiles
-from orchestrator_mcp.config.base import check_token
-from orchestrator_mcp.config.models import ProfileConfig, ProfilesFile, ServersFile
+from orchestrator_mcp.config.files import ProfilesFile, ServersFile
+from orchestrator_mcp.config.profiles import ProfileConfig
 from orchestrator_mcp.errors import UserError
 
 SERVERS_FILE = "servers.yaml"
@@ -201,14 +201,14 @@ def load_config(config_dir: Path | None) -> Config:
 
 def _http_token_from_environment(servers: ServersFile) -> list[str]:
     """ORCH_HTTP_TOKEN wins over `http.token`; set but empty or blank counts as unset."""
-    value = os.environ.get("ORCH_HTTP_TOKEN")
-    if value is None or not value.strip():
-        return []
+    from orchestrator_mcp.config.environment import EnvironmentVariableError, environment
+
     try:
-        check_token(value)
-    except ValueError as exc:
-        return [f"environment variable ORCH_HTTP_TOKEN: {exc}"]
-    servers.http.token = value
+        token = environment().orchestrator.http_token
+    except EnvironmentVariableError as exc:
+        return exc.problems
+    if token is not None:
+        servers.http.token = token.get_secret_value()
     return []
 
 

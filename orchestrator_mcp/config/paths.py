@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import platformdirs
@@ -16,7 +15,9 @@ def user_config_dir() -> Path:
 
 def resolve_data_dir(explicit: Path | None) -> Path:
     """`--data-dir`, else `ORCH_DATA_DIR`, else the per-user data dir; created if missing."""
-    chosen = explicit or (Path(os.environ["ORCH_DATA_DIR"]) if os.environ.get("ORCH_DATA_DIR")
-                          else Path(platformdirs.user_data_dir(APP_NAME)))
+    from orchestrator_mcp.config.environment import environment
+
+    chosen = (explicit or environment().orchestrator.data_dir
+              or Path(platformdirs.user_data_dir(APP_NAME)))
     chosen.mkdir(parents=True, exist_ok=True)
     return chosen

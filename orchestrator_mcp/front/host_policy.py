@@ -30,7 +30,7 @@ from typing import Any, Literal
 from fastmcp.server.dependencies import get_context
 from fastmcp.tools import InputRequiredToolResult
 
-from orchestrator_mcp.config.models import HostCallPolicy
+from orchestrator_mcp.config.gateway import HostCallPolicy
 from orchestrator_mcp.front.inline_approval import (
     accepted_answer,
     ask,

@@ -31,7 +31,7 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from orchestrator_mcp.config.models import HostCallPolicy
+from orchestrator_mcp.config.gateway import HostCallPolicy
 from orchestrator_mcp.front.host_policy import HostCallGuard, Verdict
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
 

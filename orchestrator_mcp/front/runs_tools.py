@@ -15,7 +15,7 @@ from fastmcp.exceptions import ToolError
 from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from orchestrator_mcp.agents import AGENT_NAMES
+from orchestrator_mcp.agents import agent_names
 from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.front.inline_approval import (
     ApprovalAnswer,
@@ -244,10 +244,11 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         return [AgentInfo(name=name, description=engine.profiles[name].description,
                           tools=sum(1 for e in engine.gateway.catalog.tools.values()
                                     if e.server == name))
-                for name in AGENT_NAMES
+                for name in agent_names()
                 if name in engine.gateway.connections and name in engine.profiles]
 
-    @mcp.tool
+    @mcp.tool(description=f"Ask a built-in agent ({', '.join(agent_names())}): a run with "
+              "that agent's profile, its tools and the runbooks.")
     async def ask_agent(
         agent: Annotated[str, Field(description="an agent from list_agents", min_length=1,
                                     max_length=64)],
@@ -258,10 +259,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
         ctx: Context | None = None,
     ) -> RunView:
-        """Ask a built-in agent (system, network, logs, infrastructure, osquery, ansible,
-        code_review): a run with that agent's profile, its tools and the runbooks."""
-        if agent not in AGENT_NAMES or agent not in engine.gateway.connections:
-            enabled = [n for n in AGENT_NAMES if n in engine.gateway.connections]
+        if agent not in agent_names() or agent not in engine.gateway.connections:
+            enabled = [n for n in agent_names() if n in engine.gateway.connections]
             raise ToolError(f"unknown or disabled agent {agent!r}; enabled agents: "
                             f"{', '.join(enabled) or 'none'} (enable them under agents: in "
                             "servers.yaml)")

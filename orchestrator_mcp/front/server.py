@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
-from orchestrator_mcp.config.models import HttpSettings
+from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
 from orchestrator_mcp.front.passthrough import (

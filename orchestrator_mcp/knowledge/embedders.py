@@ -153,13 +153,19 @@ class OpenAIEmbedder:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if self._client is None:
-            if not os.environ.get("OPENAI_API_KEY"):
+            from orchestrator_mcp.config.environment import EnvironmentVariableError, environment
+
+            try:
+                llm = environment().llm
+            except EnvironmentVariableError as exc:
+                raise KnowledgeError(str(exc)) from None
+            if not llm.api_key:
                 raise KnowledgeError("the openai embedder needs OPENAI_API_KEY in the "
                                      "environment (and OPENAI_BASE_URL for a compatible "
                                      "server)")
             import openai
 
-            self._client = openai.AsyncOpenAI()
+            self._client = openai.AsyncOpenAI(api_key=llm.api_key, base_url=llm.openai_base_url)
         out: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start:start + self.batch_size]

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator_mcp.config import ProfileConfig
-from orchestrator_mcp.config.models import RunsSettings
+from orchestrator_mcp.config.environment import environment
+from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
 from orchestrator_mcp.runs.errors import (
@@ -92,7 +93,7 @@ class RunEngine:
         self._failed: str | None = None
         try:
             self.database = Database.for_data_dir(
-                data_dir, os.environ.get("ORCH_DATABASE_URL") or self.settings.database_url)
+                data_dir, environment().orchestrator.database(self.settings.database_url))
         except DatabaseError as exc:  # reported by every run call and by /readyz
             self._failed = str(exc)
             self.database = Database.for_data_dir(data_dir, None)

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator_mcp.alerts.service import AlertService, Rejection
 from orchestrator_mcp.auth import TokenTable, required_route_scope
-from orchestrator_mcp.config.models import HttpSettings
+from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine

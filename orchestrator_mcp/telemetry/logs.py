@@ -2,10 +2,11 @@
 
 Every handler carries a `RedactingFilter`, so no record reaches stderr or the log file with
 a secret in it: credential shapes (bearer tokens, `api_key=…`, URL passwords, AWS keys…)
-and the values of secret-looking environment variables and of configured secrets, as read
-when logging is configured. The filter uses the process's default `Redactor`, which
-`configure_logging` installs: the audit log, run records and spans use the same one, so a
-secret known to the logs is hidden everywhere.
+and the values of secret-looking environment variables, of the secrets read through
+config/environment.py and of configured secrets, as read when logging is configured. The
+filter uses the process's default `Redactor`, which `configure_logging` installs: the audit
+log, run records and spans use the same one, so a secret known to the logs is hidden
+everywhere.
 """
 
 from __future__ import annotations
@@ -34,6 +35,36 @@ def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of secret-looking environment variables."""
     environ = os.environ if environ is None else environ
     return [v for k, v in environ.items() if SECRET_ENV.search(k) and len(v) >= MIN_SECRET_LENGTH]
+
+
+def environment_secrets(environment: Any = None) -> list[str]:
+    """Secrets among the variables read through config/environment.py: ORCH_HTTP_TOKEN,
+    OPENAI_API_KEY, and the password and query values of ORCH_DATABASE_URL (whose name does
+    not look secret) and of the LLM endpoints. A concern whose variables do not validate
+    gives none here (its secret-named variables are still hidden by `env_secrets`)."""
+    from orchestrator_mcp.config.environment import EnvironmentVariableError
+    from orchestrator_mcp.config.environment import environment as process_environment
+
+    env = environment or process_environment()
+    found: list[str | None] = []
+    try:
+        orchestrator = env.orchestrator
+    except EnvironmentVariableError:
+        pass
+    else:
+        if orchestrator.http_token is not None:
+            found.append(orchestrator.http_token.get_secret_value())
+        found.extend(url_secrets(orchestrator.database(None)))
+    try:
+        llm = env.llm
+    except EnvironmentVariableError:
+        pass
+    else:
+        found.append(llm.api_key)
+        for url in (llm.openai_base_url, llm.ollama_base_url, llm.bedrock_endpoint_url):
+            found.extend(url_secrets(url))
+    return list(dict.fromkeys(s for s in found
+                              if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH))
 
 
 def url_secrets(url: str | None) -> list[str]:
@@ -148,7 +179,7 @@ def configure_logging(data_dir: Path, level: str = "INFO",
     root.handlers.clear()
     formatter = logging.Formatter(LOG_FORMAT)
     # The process's one redactor, for the logs and everything else (see module docstring).
-    redactor = Redactor([*env_secrets(), *secrets])
+    redactor = Redactor([*env_secrets(), *environment_secrets(), *secrets])
     install(redactor)
     redacting = RedactingFilter(redactor)
     for handler in (

@@ -41,7 +41,6 @@ import contextlib
 import contextvars
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -51,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator_mcp.telemetry.redaction import redact_text
 
 if TYPE_CHECKING:
+    from orchestrator_mcp.config.environment import TracingEnvironment
     from orchestrator_mcp.llm.types import Completion
     from orchestrator_mcp.runs.models import RunRecord
 
@@ -120,16 +120,16 @@ _forced_ids: contextvars.ContextVar[tuple[int, int] | None] = contextvars.Contex
     "orchestrator_forced_ids", default=None)
 
 
+def _environment(environ: Mapping[str, str] | None = None) -> TracingEnvironment:
+    """The tracing variables: of the process (config/environment.py), or of `environ`."""
+    from orchestrator_mcp.config.environment import environment
+
+    return environment(environ).tracing
+
+
 def wanted(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the environment asks for traces."""
-    env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
-        return False
-    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                or env.get("ORCH_OTEL", "").strip().lower() in ("1", "true", "yes", "on"))
+    return _environment(environ).wanted
 
 
 def configure_tracing(exporter: Any = None, *,
@@ -141,8 +141,8 @@ def configure_tracing(exporter: Any = None, *,
     with _lock:
         _shutdown_locked()
         _state.configured = True
-        env = os.environ if environ is None else environ
-        if exporter is None and not wanted(env):
+        env = _environment(environ)
+        if exporter is None and not env.wanted:
             return False
         try:
             from opentelemetry.sdk.resources import Resource
@@ -168,19 +168,18 @@ def configure_tracing(exporter: Any = None, *,
             processor = SimpleSpanProcessor(exporter)
         provider = TracerProvider(
             resource=Resource.create(
-                {"service.name": env.get("OTEL_SERVICE_NAME") or SERVICE_NAME}),
+                {"service.name": env.service_name or SERVICE_NAME}),
             id_generator=_run_id_generator())
         provider.add_span_processor(processor)
         _state.provider = provider
         _state.tracer = provider.get_tracer(SCOPE)
         log.info("tracing on: %s", "test exporter" if exporter is not None else
-                 env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                 or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "OTLP/HTTP default endpoint")
+                 env.traces_endpoint or env.endpoint or "OTLP/HTTP default endpoint")
         return True
 
 
 def shutdown_tracing() -> None:
-    """Flush and stop; the next span reads the environment again."""
+    """Flush and stop; the next span sets tracing up again from the environment."""
     with _lock:
         _shutdown_locked()
         _state.configured = False
@@ -242,8 +241,7 @@ def _clean(text: str) -> str:
 
 
 def _capture_content() -> bool:
-    return os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-                          "").strip().lower() == "true"
+    return _environment().capture_content
 
 
 # ---- spans ------------------------------------------------------------------------------

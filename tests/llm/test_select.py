@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator_mcp.config.files import ServersFile
 from orchestrator_mcp.config.llm import LLMSettings
 from orchestrator_mcp.config.loader import ConfigError, load_file
-from orchestrator_mcp.config.models import ServersFile
 from orchestrator_mcp.llm import LLMNotConfigured, provider_from_settings
 from tests.llm.fakes import FakeLLMServer, Reply, chat_completion, ollama_chat
 from tests.llm.samples import conversation

@@ -1,0 +1,58 @@
+"""The `http:` section of servers.yaml: bearer tokens and their scopes, limits, and the
+Host/Origin guard of `serve --http`. ORCH_HTTP_TOKEN (config/environment.py) wins over
+`http.token`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from orchestrator_mcp.config.base import TOKEN_HINT, Name, OptionalToken, Strict, check_token
+
+Scope = Literal["read", "run", "approve", "admin"]
+ALL_SCOPES: tuple[Scope, ...] = ("read", "run", "approve", "admin")
+
+
+class HttpToken(Strict):
+    name: Name
+    token: str = Field(description="at least 16 characters, no spaces")
+    scopes: list[Scope] = Field(min_length=1)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, token: str) -> str:
+        if not token.strip():  # e.g. ${VAR:-} with VAR unset
+            raise ValueError(f"the token is empty; {TOKEN_HINT}")
+        check_token(token)
+        return token
+
+
+class HttpSettings(Strict):
+    token: OptionalToken = Field(
+        default=None, description="Bearer token with every scope (ORCH_HTTP_TOKEN wins); "
+        "empty or blank means none.")
+    tokens: list[HttpToken] = Field(
+        default_factory=list, description="More tokens, each with its own scopes.")
+    rate_limit_per_second: float = Field(
+        default=20, gt=0, le=100_000, description="MCP requests per second per token")
+    rate_limit_burst: int = Field(default=40, ge=1, le=1_000_000)
+    max_request_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=256 * 1_048_576,
+                                   description="largest request body on /mcp and /approvals")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host header names accepted besides the loopback "
+        "names on a loopback bind (DNS-rebinding guard); globs like '*.example.com'")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="browser origins accepted besides loopback ones, "
+        "e.g. 'https://console.example.com'")
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct(cls, tokens: list[HttpToken]) -> list[HttpToken]:
+        names = [t.name for t in tokens]
+        values = [t.token for t in tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("two tokens have the same name")
+        if len(set(values)) != len(values):
+            raise ValueError("two tokens have the same value")
+        return tokens
