@@ -142,11 +142,13 @@ class AlertDelivery(_AlertWork):
             async with httpx2.AsyncClient(timeout=DELIVERY_TIMEOUT,
                                           follow_redirects=False) as http:
                 response = await http.post(url, json=body)
+            status = response.status_code
+            failure = f"HTTP {status}" if status in (408, 429) or status >= 500 else None
         except httpx2.HTTPError as exc:
-            raise DeliveryFailed(type(exc).__name__) from None
-        status = response.status_code
-        if status in (408, 429) or status >= 500:
-            raise DeliveryFailed(f"HTTP {status}")
+            failure = type(exc).__name__
+        if failure is not None:
+            log.warning("alert delivery of run %s failed: %s", body["run_id"], failure)
+            raise DeliveryFailed(failure)
         return status
 
     @DBOS.step(name="alert_delivery_done")
