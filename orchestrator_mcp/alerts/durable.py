@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 # A delivery is tried up to 8 times: at once, then after waits of 2 s growing ×2.4 (2, 4.8,
 # 11.5, 27.6, 66, 159, 382 s), so the last attempt is ≈ 11 minutes after the first. Only
-# connection errors, timeouts, 408, 429 and 5xx are retried; any other 4xx is final.
+# connection errors, timeouts, 408, 429 and 5xx are retried; any other 4xx, or a 3xx
+# (redirects are not followed: the URL is the only place deliveries go), is final.
 DELIVERY_ATTEMPTS = 8
 DELIVERY_FIRST_WAIT = 2.0
 DELIVERY_BACKOFF = 2.4
@@ -103,7 +104,7 @@ class AlertDelivery(_AlertWork):
             log.warning("alert delivery of run %s gave up after %d attempts: %s", run_id,
                         DELIVERY_ATTEMPTS, exc)
             return "gave_up"
-        if status >= 400:
+        if status >= 300:
             log.warning("alert delivery of run %s was refused with HTTP %s; not retried",
                         run_id, status)
             return f"refused_{status}"
@@ -131,8 +132,8 @@ class AlertDelivery(_AlertWork):
                max_attempts=DELIVERY_ATTEMPTS, interval_seconds=DELIVERY_FIRST_WAIT,
                backoff_rate=DELIVERY_BACKOFF)
     async def post(self, body: dict[str, Any]) -> int:
-        """One attempt: the HTTP status when final (2xx/3xx, or a 4xx not worth repeating),
-        DeliveryFailed when worth repeating. Redirects are not followed."""
+        """One attempt: the HTTP status when final (2xx; 3xx, as redirects are not
+        followed; a 4xx not worth repeating), DeliveryFailed when worth repeating."""
         import httpx2
 
         url = self.settings.deliver_url

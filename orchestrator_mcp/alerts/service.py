@@ -175,12 +175,15 @@ class AlertService:
         failed, between creating a run and starting its delivery; or it was the previous
         release, which kept deliveries and the storm loop in memory): deliveries of open
         alert runs, and the watcher of deferred notifications. Starting either twice is
-        harmless. A run that ended undelivered before this release is not sent now."""
+        harmless. A run that has ended undelivered is not sent again: DBOS gave up on it or
+        the receiver refused it (or, before this release, the in-memory retries failed)."""
         assert self.store is not None
         if self.settings.deliver_url:
             undelivered = await asyncio.to_thread(self.store.undelivered_runs)
-            for run_id in sorted(await self.engine.unfinished(undelivered)):
-                await self._start_delivery(run_id)
+            for start in range(0, len(undelivered), 500):
+                for run_id in sorted(await self.engine.unfinished(
+                        undelivered[start:start + 500])):
+                    await self._start_delivery(run_id)
         await self._watch_storm()
 
     async def _start_delivery(self, run_id: str) -> None:

@@ -72,9 +72,10 @@ def recover_workflows_of(executor_id: str) -> None:
     """Re-enqueue the unfinished workflows of another executor (one that went silent).
 
     dbos 3.4 has no public call for this: `DBOS.launch()` recovers only the launching
-    executor's own workflows, and the public API recovers nobody else's (DBOS leaves that to
-    its hosted Conductor, which we do not use). So this is the one place that calls the
-    private `DBOS._recover_pending_workflows`; replace it when DBOS offers a public call."""
+    executor's own workflows, neither `DBOS` nor `DBOSClient` exposes recovery of another
+    executor's (DBOS leaves that to a recovery service, Conductor or DBOS Cloud, which we do
+    not use). So this is the one place that calls the private
+    `DBOS._recover_pending_workflows`; replace it when DBOS offers a public call."""
     from dbos import DBOS
 
     DBOS._recover_pending_workflows([executor_id])
