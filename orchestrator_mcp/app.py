@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from fastmcp import FastMCP
 
+from orchestrator_mcp.alerts import kinds as alert_kinds
 from orchestrator_mcp.alerts.service import AlertService
 from orchestrator_mcp.config import Config, ProfileConfig
 from orchestrator_mcp.front import build_front
@@ -167,7 +168,8 @@ def build_application(
     definitions = config.profiles.workflows
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        pricer(config), settings=config.servers.runs,
-                       kinds=[workflow_runs.run_kind(definitions)],
+                       kinds=[workflow_runs.run_kind(definitions),
+                              *alert_kinds.run_kinds(config.profiles.alerts)],
                        audit_retention_days=config.servers.audit.retention_days)
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))

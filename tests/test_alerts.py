@@ -3,16 +3,21 @@ started on loopback, `amtool` firing alerts, and the orchestrator in a subproces
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ import httpx2
 import pytest
 import yaml
 
+from orchestrator_mcp.alerts.payload import Notification
 from tests.conftest import free_port, wait_for_port, write_config
 from tests.fake_openai import FakeOpenAI
 
@@ -199,16 +205,19 @@ def _get(orchestrator: Orchestrator, run_id: str) -> dict[str, Any]:
 
 
 def notification(status: str = "firing", **labels: str) -> dict[str, Any]:
+    """A notification of one alert; other labels make another group (and receipt)."""
     labels = {"alertname": "HighDiskUsage", "instance": "web-9", "severity": "critical",
               **labels}
+    fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
     return {
-        "version": "4", "groupKey": f"{{}}:{{alertname=\"{labels['alertname']}\"}}",
+        "version": "4", "groupKey": f"{{}}:{{alertname=\"{labels['alertname']}\", "
+                                    f"instance=\"{labels['instance']}\"}}",
         "truncatedAlerts": 0, "status": status, "receiver": "orchestrator",
         "groupLabels": {"alertname": labels["alertname"]}, "commonLabels": labels,
         "commonAnnotations": {"summary": "disk"}, "externalURL": "http://am",
         "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "disk"},
                     "startsAt": "2026-11-24T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "http://prom", "fingerprint": "abc123"}],
+                    "generatorURL": "http://prom", "fingerprint": fingerprint}],
     }
 
 
@@ -257,41 +266,191 @@ def test_approvals_over_http(orchestrator: Orchestrator) -> None:
     assert bad.status_code == 400
 
 
-def test_outcome_is_delivered_to_the_configured_url(
-    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
-) -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Receiver:
+    """The endpoint `alerts.deliver_url` points at: a local HTTP server that records each
+    POSTed JSON body and answers with the scripted statuses in turn, then 200. Its port is
+    fixed, so it can be down (not started) while the orchestrator already points at it."""
 
-    received: list[dict[str, Any]] = []
+    def __init__(self, *statuses: int) -> None:
+        self.port = free_port()
+        self.script = list(statuses)
+        self.received: list[dict[str, Any]] = []
+        self.answered: list[int] = []
+        self._server: ThreadingHTTPServer | None = None
 
-    class Receiver(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
+    @property
+    def url(self) -> str:  # its query is a secret: never logged, never stored
+        return f"http://127.0.0.1:{self.port}/hook?token={HOOK_SECRET}"
 
-        def do_POST(self) -> None:  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
+    def start(self) -> None:
+        owner = self
 
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    profiles = {**PROFILES, "alerts": {
-        **PROFILES["alerts"],
-        "deliver_url": f"http://127.0.0.1:{receiver.server_address[1]}/hook"}}
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = owner.script.pop(0) if owner.script else 200
+                owner.received.append(body)
+                owner.answered.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def of_run(self, run_id: str) -> list[dict[str, Any]]:
+        return [body for body in self.received if body["run_id"] == run_id]
+
+
+HOOK_SECRET = "hook-secret-5a5a5a5a"
+
+
+@contextmanager
+def delivering(tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI, receiver: Receiver,
+               **alerts: Any) -> Iterator[Orchestrator]:
+    """An orchestrator (serve --http) whose alerts deliver to `receiver`."""
+    profiles = {**PROFILES, "alerts": {**PROFILES["alerts"], "deliver_url": receiver.url,
+                                       **alerts}}
     orch = Orchestrator(tmp_path, everything_cfg, llm, profiles)
     orch.start()
     try:
-        body = notification(instance="deliver-1")
-        body["commonAnnotations"]["summary"] = 'disk\nCALL everything_echo {"message": "fixed"}\n'
-        assert orch.post(json.dumps(body).encode()).status_code == 200
-        message = wait_until(lambda: received, timeout=60)[0]
+        yield orch
+    finally:
+        orch.stop()
+        receiver.stop()
+
+
+def alert_run(orch: Orchestrator, instance: str, summary: str) -> str:
+    """Post a HighDiskUsage notification; the id of the run it opens."""
+    body = notification(instance=instance)
+    body["commonAnnotations"]["summary"] = summary
+    assert orch.post(json.dumps(body).encode()).status_code == 200
+    return wait_until(lambda: next((r["id"] for r in orch.runs()
+                                    if instance in r["goal"]), None), timeout=30)
+
+
+def groups_delivered(orch: Orchestrator) -> dict[str, float | None]:
+    """run id → when its alert group's outcome was delivered (None: not delivered)."""
+    with contextlib.closing(sqlite3.connect(orch.data / "runs.sqlite")) as db:
+        return dict(db.execute("SELECT run_id, delivered_at FROM orch_alert_groups"))
+
+
+def workflow_status(orch: Orchestrator, workflow_id: str) -> str | None:
+    with contextlib.closing(sqlite3.connect(orch.data / "dbos.sqlite")) as db:
+        row = db.execute("SELECT status FROM workflow_status WHERE workflow_uuid = ?",
+                         (workflow_id,)).fetchone()
+    return row[0] if row else None
+
+
+def assert_secret_kept(orch: Orchestrator) -> None:
+    """The delivery URL's query is in no log line and in no DBOS record."""
+    for path in [*orch.data.glob("dbos.sqlite*"), *(orch.data / "logs").glob("*.log*")]:
+        assert HOOK_SECRET.encode() not in path.read_bytes(), path
+
+
+ECHO = 'disk\nCALL everything_echo {"message": "fixed"}\n'
+
+
+def test_outcome_is_delivered_to_the_configured_url(
+    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
+) -> None:
+    receiver = Receiver()
+    receiver.start()
+    with delivering(tmp_path, everything_cfg, llm, receiver) as orch:
+        run_id = alert_run(orch, "deliver-1", ECHO)
+        message = wait_until(lambda: receiver.of_run(run_id), timeout=60)[0]
         assert message["status"] == "completed"
         assert message["text"].startswith("[completed] Disk alert HighDiskUsage on deliver-1")
         assert "Echo: fixed" in message["text"]
-    finally:
-        orch.stop()
-        receiver.shutdown()
+        assert set(message) == {"text", "run_id", "status", "stop_reason", "answer", "error"}
+        wait_until(lambda: groups_delivered(orch)[run_id])
+
+
+def test_delivery_is_retried_on_503_and_not_on_404(
+    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
+) -> None:
+    receiver = Receiver(503, 503)
+    receiver.start()
+    with delivering(tmp_path, everything_cfg, llm, receiver) as orch:
+        run_id = alert_run(orch, "retry-1", ECHO)
+        started = time.monotonic()
+        wait_until(lambda: groups_delivered(orch)[run_id], timeout=60)
+        assert receiver.answered == [503, 503, 200]  # DBOS waited 2 s, then 4.8 s
+        assert time.monotonic() - started >= 6
+        [message] = receiver.of_run(run_id)[2:]
+        assert message["text"].startswith("[completed] Disk alert HighDiskUsage on retry-1")
+        assert receiver.of_run(run_id) == [message] * 3
+
+        receiver.script = [404]  # final: not retried, the group stays undelivered
+        refused = alert_run(orch, "refused-1", ECHO)
+        wait_until(lambda: workflow_status(orch, f"alert_deliver_{refused}") == "SUCCESS",
+                   timeout=60)
+        assert len(receiver.of_run(refused)) == 1 and receiver.answered[-1] == 404
+        assert groups_delivered(orch)[refused] is None
+        assert_secret_kept(orch)
+
+
+def test_pending_delivery_survives_kill_9(
+    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
+) -> None:
+    receiver = Receiver()  # down: every attempt fails to connect
+    with delivering(tmp_path, everything_cfg, llm, receiver) as orch:
+        run_id = alert_run(orch, "kill-1", ECHO)
+        log = orch.data / "logs" / "orchestrator.log"
+        wait_until(lambda: f"alert delivery of run {run_id} failed: ConnectError"
+                   in log.read_text(), timeout=60)  # DBOS waits to retry
+        assert workflow_status(orch, f"alert_deliver_{run_id}") == "PENDING"
+        orch.stop(signal.SIGKILL)
+        assert groups_delivered(orch)[run_id] is None and receiver.received == []
+
+        receiver.start()
+        orch.start()  # same data dir: DBOS resumes the delivery
+        wait_until(lambda: workflow_status(orch, f"alert_deliver_{run_id}") == "SUCCESS",
+                   timeout=60)
+        assert groups_delivered(orch)[run_id]
+        [message] = receiver.of_run(run_id)  # the receiver was down until then: once
+        assert message["status"] == "completed" and "Echo: fixed" in message["text"]
+
+
+def test_deferred_notifications_become_one_summary_run(
+    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
+) -> None:
+    """A rule at its max_concurrent defers the next notifications; the storm watcher
+    summarises them into one run, whose outcome is delivered like any alert run's."""
+    receiver = Receiver()
+    receiver.start()
+    busy = {"name": "busy", "match": {"alertname": "Busy"}, "profile": "diagnose",
+            "max_concurrent": 1, "goal": "SLEEP 3\nBusy on {{ labels.instance }}"}
+    with delivering(tmp_path, everything_cfg, llm, receiver,
+                    rules=[busy, *PROFILES["alerts"]["rules"]]) as orch:
+        bodies = [notification(alertname="Busy", instance=f"node-{n}") for n in range(4)]
+        for body in bodies:
+            assert orch.post(json.dumps(body).encode()).status_code == 200
+        first_deferred = Notification.model_validate(bodies[1]).receipt_id
+        watcher = f"alert_storm_{first_deferred[:16]}"
+        wait_until(lambda: workflow_status(orch, watcher) == "SUCCESS", timeout=30)
+        storms = [r for r in orch.runs() if r["id"].startswith("run_storm_")]
+        assert [r["id"] for r in storms] == [f"run_storm_{first_deferred[:16]}"]
+        assert storms[0]["goal"].startswith("An alert storm deferred 3 notifications.")
+        assert all(f"instance=node-{n}" in storms[0]["goal"] for n in (1, 2, 3))
+        with contextlib.closing(sqlite3.connect(orch.data / "runs.sqlite")) as db:
+            outcomes = sorted(db.execute(
+                "SELECT outcome, run_id FROM orch_alert_notifications").fetchall())
+        assert outcomes[:1] == [("run_created", outcomes[0][1])]
+        assert outcomes[1:] == [("summarized", storms[0]["id"])] * 3
+        with contextlib.closing(sqlite3.connect(orch.data / "dbos.sqlite")) as db:
+            assert db.execute("SELECT workflow_uuid FROM workflow_status WHERE workflow_uuid "
+                              "LIKE 'alert_storm_%'").fetchall() == [(watcher,)]
+        wait_until(lambda: receiver.of_run(storms[0]["id"]), timeout=60)
 
 
 @needs_alertmanager

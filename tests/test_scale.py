@@ -25,7 +25,7 @@ from orchestrator_mcp.agents import agent_names
 from tests import postgres
 from tests.conftest import free_port, wait_for_port, write_config
 from tests.fake_openai import FakeOpenAI
-from tests.test_alerts import notification
+from tests.test_alerts import Receiver, notification
 
 pytestmark = pytest.mark.skipif(postgres.bin_dir() is None,
                                 reason="PostgreSQL is not installed (.ci/run installs it)")
@@ -250,3 +250,46 @@ async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "cannot use the database" in done.stderr and "s3cret-pw" not in done.stderr
     assert "ORCH_DATABASE_URL" in done.stderr
+
+
+async def test_alert_deliveries_and_storm_summaries_run_once_on_the_workers(
+        cluster: Cluster) -> None:
+    """The front routes alerts but executes nothing: it starts the durable deliveries and
+    the storm watcher by name, and exactly one worker runs each."""
+    receiver = Receiver(503)
+    receiver.start()
+    busy = {"name": "busy", "match": {"alertname": "Busy"}, "profile": "ops",
+            "max_concurrent": 1, "goal": "SLEEP 3\nBusy on {{ labels.instance }}"}
+    (cluster.config / "profiles.yaml").write_text(yaml.safe_dump({**PROFILES, "alerts": {
+        "deliver_url": receiver.url, "rules": [busy, *PROFILES["alerts"]["rules"]]}}))
+    cluster.start_front()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name)
+    try:
+        await eventually(lambda: cluster.live_workers() == 2, 60)
+        bodies = [notification(), *(notification(alertname="Busy", instance=f"node-{n}")
+                                    for n in range(4))]
+        async with httpx2.AsyncClient() as http:
+            for body in bodies:
+                response = await http.post(f"{cluster.url}/webhooks/alertmanager", json=body,
+                                           headers={"Authorization": f"Bearer {TOKEN}"})
+                assert response.status_code == 200, response.text
+
+        def delivered() -> list[str]:
+            return [run for run, at in cluster.query(
+                "SELECT run_id, delivered_at FROM orch_alert_groups") if at is not None]
+        await eventually(lambda: len(delivered()) == 3, 90, 0.5)
+        storms = [run for run in delivered() if run.startswith("run_storm_")]
+        assert len(storms) == 1
+        posts = Counter(body["run_id"] for body in receiver.received)
+        assert set(posts) == set(delivered())  # each once, and one of them after a 503
+        assert sorted(posts.values()) == [1, 1, 2] and receiver.answered[0] == 503
+        placed = dict(cluster.query(
+            "SELECT workflow_uuid, executor_id FROM dbos.workflow_status "
+            "WHERE workflow_uuid LIKE 'alert_%'"))
+        assert len([w for w in placed if w.startswith("alert_storm_")]) == 1
+        assert len([w for w in placed if w.startswith("alert_deliver_")]) == 3
+        workers = {row[0] for row in cluster.query("SELECT executor_id FROM orch_executors")}
+        assert set(placed.values()) <= workers
+    finally:
+        receiver.stop()

@@ -5,6 +5,12 @@ handles stored notifications in arrival order (`_process`), so dedup decisions n
 A crash between the two is repaired at start: every stored, unprocessed notification is
 processed again. Runs created for a notification have an id derived from it, so doing that
 twice creates one run.
+
+What must outlast the process is durable DBOS work (`alerts.durable`), started here by name
+through the run engine, so a process that does not execute runs starts it too: each alert
+run's delivery to `deliver_url` (one workflow per run, id from the run id), and a storm
+watcher that turns deferred notifications into one summary run once the storm has passed
+(id from the oldest deferred notification, so one per storm).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from orchestrator_mcp.alerts import kinds as durable_kinds
 from orchestrator_mcp.alerts.payload import Notification
 from orchestrator_mcp.config.alerts import AlertRule, AlertsSettings
 from orchestrator_mcp.errors import UserError
@@ -34,9 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORM_CHECK_SECONDS = 5.0
 START_WAIT_SECONDS = 30.0
-DELIVERY_WAIT_SECONDS = 7 * 86400.0
 
 
 class Rejection(UserError):
@@ -90,6 +95,7 @@ class AlertService:
         self._queue: asyncio.Queue[tuple[str, Notification | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
+        self._storm_watcher: str | None = None  # the last one this process started
 
     # ---- receipt (the HTTP handler's part) ------------------------------------------
 
@@ -158,46 +164,54 @@ class AlertService:
         self.store = await asyncio.to_thread(AlertStore, self.engine.sql_engine)
         for pending in await asyncio.to_thread(self.store.pending):
             self._queue.put_nowait((pending.receipt_id, None))
-        self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor"),
-                       asyncio.create_task(self._storm_summarizer(), name="alerts:storms")]
-        if self.settings.deliver_url:
-            for run_id in await asyncio.to_thread(self.store.undelivered_runs):
-                self._deliver_when_done(run_id)
+        self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor")]
+        try:
+            await self._resume()
+        except Exception:  # noqa: BLE001 - the next start tries again
+            log.exception("alert deliveries or the storm watcher could not be resumed")
         self._started.set()
 
-    # ---- result delivery ------------------------------------------------------------
+    # ---- durable work (deliveries, storm summaries) ----------------------------------
 
-    def _deliver_when_done(self, run_id: str) -> None:
+    async def _resume(self) -> None:
+        """Start what an earlier process may have left unstarted (it died, or its database
+        failed, between creating a run and starting its delivery; or it was the previous
+        release, which kept deliveries and the storm loop in memory): deliveries of open
+        alert runs, and the watcher of deferred notifications. Starting either twice is
+        harmless. A run that has ended undelivered is not sent again: DBOS gave up on it or
+        the receiver refused it (or, before this release, the in-memory retries failed)."""
+        assert self.store is not None
         if self.settings.deliver_url:
-            self._tasks.append(asyncio.create_task(self._deliver(run_id),
-                                                   name=f"alerts:deliver:{run_id}"))
+            undelivered = await asyncio.to_thread(self.store.undelivered_runs)
+            for start in range(0, len(undelivered), 500):
+                for run_id in sorted(await self.engine.unfinished(
+                        undelivered[start:start + 500])):
+                    await self._start_delivery(run_id)
+        await self._watch_storm()
 
-    async def _deliver(self, run_id: str) -> None:
-        """POST the run's outcome (Slack-compatible `text`, plus fields) when it ends."""
-        import httpx2
-
-        assert self.settings.deliver_url is not None and self.store is not None
-        record = await self.engine.wait(run_id, DELIVERY_WAIT_SECONDS, until_attention=False)
-        if not record.status.finished:
+    async def _start_delivery(self, run_id: str) -> None:
+        """POST the run's outcome to deliver_url when it ends (durable, retried by DBOS)."""
+        if not self.settings.deliver_url:
             return
-        outcome = record.answer or record.error or ""
-        body = {
-            "text": f"[{record.status.value}] {record.goal[:300]}\n{outcome[:3000]}",
-            "run_id": record.id, "status": record.status.value,
-            "stop_reason": record.stop_reason.value if record.stop_reason else None,
-            "answer": record.answer, "error": record.error,
-        }
-        for attempt in range(3):
-            try:
-                async with httpx2.AsyncClient(timeout=10) as http:
-                    response = await http.post(self.settings.deliver_url, json=body)
-                if response.status_code < 400:
-                    await asyncio.to_thread(self.store.mark_delivered, run_id)
-                    return
-                log.warning("delivery of run %s got HTTP %s", run_id, response.status_code)
-            except httpx2.HTTPError as exc:
-                log.warning("delivery of run %s failed: %s", run_id, exc)
-            await asyncio.sleep(2 ** attempt)
+        try:
+            await self.engine.start_durable(durable_kinds.DELIVERY,
+                                            durable_kinds.delivery_id(run_id), run_id)
+        except Exception:  # noqa: BLE001 - the next start tries again while the run is open
+            log.exception("the delivery of run %s could not be started", run_id)
+
+    async def _watch_storm(self) -> None:
+        """Make sure a watcher will summarise the deferred notifications (one per storm:
+        its id comes from the oldest of them)."""
+        assert self.store is not None
+        oldest = await asyncio.to_thread(self.store.oldest_deferred)
+        if oldest is None or oldest == self._storm_watcher:
+            return
+        try:
+            await self.engine.start_durable(durable_kinds.STORM,
+                                            durable_kinds.storm_id(oldest), oldest)
+            self._storm_watcher = oldest
+        except Exception:  # noqa: BLE001 - the next deferral or start tries again
+            log.exception("the alert storm watcher could not be started")
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -268,7 +282,8 @@ class AlertService:
             if last is not None and time.time() - last < rule.cooldown_seconds:
                 return await settle("cooldown")
         if await self._rule_busy(rule) or await self._storming():
-            return await settle("deferred", state="deferred")
+            await settle("deferred", state="deferred")
+            return await self._watch_storm()
         run_id = f"run_alert_{receipt[:16]}"
         try:
             if rule.workflow is not None:
@@ -281,8 +296,10 @@ class AlertService:
                                          source="alertmanager", run_id=run_id)
         except Exception as exc:  # noqa: BLE001 - recorded with the notification
             return await settle("error", detail=str(exc))
+        # Before the group opens: processed again after a crash, this notification finds
+        # no open run, so it submits the same run and starts its delivery again (no-ops).
+        await self._start_delivery(run_id)
         await asyncio.to_thread(store.open_group, notification.group_id, rule.name, run_id)
-        self._deliver_when_done(run_id)
         metrics.ALERT_RUNS.labels(rule.name).inc()
         return await settle("run_created", run_id)
 
@@ -293,40 +310,5 @@ class AlertService:
 
     async def _storming(self) -> bool:
         assert self.store is not None
-        recent = await asyncio.to_thread(self.store.runs_opened_since, time.time() - 60)
-        return recent >= self.settings.max_new_runs_per_minute
-
-    async def _storm_summarizer(self) -> None:
-        """Deferred notifications become one summary run when there is room again."""
-        assert self.store is not None
-        while True:
-            await asyncio.sleep(STORM_CHECK_SECONDS)
-            try:
-                deferred = await asyncio.to_thread(self.store.pending, "deferred")
-                if not deferred or await self._storming():
-                    continue
-                await self._summarize(deferred)
-            except Exception:  # noqa: BLE001
-                log.exception("alert storm summary failed")
-
-    async def _summarize(self, deferred: list[Any]) -> None:
-        assert self.store is not None
-        notes = [Notification.model_validate(d.body) for d in deferred]
-        lines = [f"- {n.status}: " + ", ".join(f"{k}={v}" for k, v in sorted(n.labels.items()))
-                 for n in notes[:50]]
-        goal = (f"An alert storm deferred {len(notes)} notifications. Find what they have in "
-                "common and diagnose the shared cause first:\n" + "\n".join(lines))
-        rule = match_rule(self.settings.rules, notes[0].labels)
-        profile = rule.profile if rule else "default"
-        run_id = f"run_storm_{deferred[0].receipt_id[:16]}"
-        await self.engine.submit(goal, profile, {"deferred": len(notes)},
-                                 source="alertmanager", run_id=run_id)
-        await asyncio.to_thread(self.store.open_group, f"storm:{run_id}",
-                                rule.name if rule else "storm", run_id)
-        self._deliver_when_done(run_id)
-        for item in deferred:
-            await asyncio.to_thread(self.store.settle, item.receipt_id, state="done",
-                                    outcome="summarized", rule=rule.name if rule else None,
-                                    run_id=run_id)
-        metrics.ALERT_NOTIFICATIONS.labels("summarized", rule.name if rule else "").inc(
-            len(deferred))
+        return await asyncio.to_thread(self.store.storming,
+                                       self.settings.max_new_runs_per_minute)

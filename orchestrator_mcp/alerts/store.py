@@ -77,6 +77,32 @@ class AlertStore:
                        .values(state=state, outcome=outcome, rule=rule, run_id=run_id,
                                detail=detail, processed_at=time.time()))
 
+    def oldest_deferred(self) -> str | None:
+        """The receipt id of the oldest deferred notification (it names the storm watcher)."""
+        with self.engine.connect() as db:
+            return db.execute(sa.select(notifications.c.receipt_id)
+                              .where(notifications.c.state == "deferred")
+                              .order_by(notifications.c.received_at).limit(1)).scalar()
+
+    def deferred_count(self) -> int:
+        with self.engine.connect() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(notifications)
+                                  .where(notifications.c.state == "deferred")).scalar_one())
+
+    def settle_deferred(self, receipt_ids: list[str], *, outcome: str, rule: str | None,
+                        run_id: str | None = None, detail: str | None = None) -> int:
+        """Settle those of these notifications that are still deferred, in one statement per
+        500 (so two summarisers racing settle each notification once); how many it did."""
+        done = 0
+        with self.engine.begin() as db:
+            for start in range(0, len(receipt_ids), 500):
+                done += db.execute(notifications.update().where(
+                    notifications.c.receipt_id.in_(receipt_ids[start:start + 500])
+                    & (notifications.c.state == "deferred")).values(
+                        state="done", outcome=outcome, rule=rule, run_id=run_id,
+                        detail=detail, processed_at=time.time())).rowcount
+        return done
+
     def group(self, group_id: str) -> Group | None:
         with self.engine.connect() as db:
             row = db.execute(sa.select(groups).where(groups.c.group_id == group_id)) \
@@ -101,6 +127,8 @@ class AlertStore:
             db.execute(groups.update().where(groups.c.group_id == group_id).values(**values))
 
     def undelivered_runs(self) -> list[str]:
+        """Runs of alert groups whose outcome has not been delivered (not yet, or refused
+        or given up on)."""
         with self.engine.connect() as db:
             return [r[0] for r in db.execute(sa.select(groups.c.run_id).where(
                 groups.c.run_id.isnot(None) & groups.c.delivered_at.is_(None)))]
@@ -120,6 +148,10 @@ class AlertStore:
         with self.engine.connect() as db:
             return db.execute(sa.select(sa.func.max(groups.c.opened_at)).where(
                 groups.c.rule == rule)).scalar_one()
+
+    def storming(self, max_new_runs_per_minute: int) -> bool:
+        """Alerts opened as many runs in the last minute as they may."""
+        return self.runs_opened_since(time.time() - 60) >= max_new_runs_per_minute
 
     def runs_opened_since(self, since: float) -> int:
         with self.engine.connect() as db:

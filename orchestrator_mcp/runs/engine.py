@@ -56,6 +56,10 @@ RUN_QUEUE = "orchestrator_runs"
 # waiting for their children can never take every slot the children need.
 CHILD_QUEUE = "orchestrator_child_runs"
 QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
+# Durable work beside runs (`start_durable`: alert deliveries, storm summaries) queues
+# apart with no concurrency limit: it mostly waits for a run to end, so it must never hold
+# the slots runs need.
+BACKGROUND_QUEUE = "orchestrator_background"
 
 
 def default_profiles(configured: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
@@ -63,6 +67,19 @@ def default_profiles(configured: dict[str, ProfileConfig]) -> dict[str, ProfileC
     profiles.setdefault(DEFAULT_PROFILE, ProfileConfig(
         description="Built-in: the whole catalog; destructive tools wait for approval."))
     return profiles
+
+
+def recover_workflows_of(executor_id: str) -> None:
+    """Re-enqueue the unfinished workflows of another executor (one that went silent).
+
+    dbos 3.4 has no public call for this: `DBOS.launch()` recovers only the launching
+    executor's own workflows, neither `DBOS` nor `DBOSClient` exposes recovery of another
+    executor's (DBOS leaves that to a recovery service, Conductor or DBOS Cloud, which we do
+    not use). So this is the one place that calls the private
+    `DBOS._recover_pending_workflows`; replace it when DBOS offers a public call."""
+    from dbos import DBOS
+
+    DBOS._recover_pending_workflows([executor_id])
 
 
 class RunEngine:
@@ -157,6 +174,7 @@ class RunEngine:
                         concurrency=(self.settings.global_concurrency
                                      if self.database.shared else None),
                         polling_interval_sec=QUEUE_POLL_SECONDS)
+                await DBOS.register_queue_async(BACKGROUND_QUEUE)
                 if self.database.shared:
                     await asyncio.to_thread(self._beat)
                     self._heartbeat = asyncio.create_task(self._heartbeats(),
@@ -235,8 +253,6 @@ class RunEngine:
         workflows are re-enqueued, and DBOS's checkpoints mean completed steps don't run
         again). Every live executor does this; recovering the same executor twice is
         harmless, because a recovered workflow is dequeued by exactly one executor."""
-        from dbos import DBOS
-
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
@@ -245,8 +261,7 @@ class RunEngine:
                 for dead in await asyncio.to_thread(self._db.silent_executors, cutoff):
                     log.warning("executor %s has been silent for %.0f s: recovering its runs",
                                 dead, self.settings.executor_dead_after_seconds)
-                    # DBOS has no public call for another executor's recovery yet.
-                    await asyncio.to_thread(DBOS._recover_pending_workflows, [dead])
+                    await asyncio.to_thread(recover_workflows_of, dead)
                     await asyncio.to_thread(self._db.forget_executor, dead, cutoff)
             except Exception:  # noqa: BLE001 - the database may be down for a while
                 log.exception("heartbeat failed; retrying")
@@ -406,6 +421,34 @@ class RunEngine:
         from dbos import DBOS
 
         await DBOS.cancel_workflow_async(run_id)
+
+    # ---- durable work beside runs ------------------------------------------------------
+
+    async def start_durable(self, kind: str, workflow_id: str, *args: Any) -> None:
+        """Start `kind`'s workflow (`run(*args)`, JSON arguments) under `workflow_id`, on the
+        background queue; starting the same id again changes nothing. For durable work that
+        a kind defined outside runs/ does beside runs (alert deliveries, storm summaries);
+        any process may call it, an executor then runs it."""
+        if kind not in self.kinds:
+            raise RunError(f"this engine does not execute {kind} work")
+        await self.ready()
+        if self._client is not None:
+            from dbos import EnqueueOptions
+
+            run_kind = self.kinds[kind]
+            options: EnqueueOptions = {"queue_name": BACKGROUND_QUEUE,
+                                       "workflow_id": workflow_id,
+                                       "workflow_name": run_kind.workflow_name,
+                                       "class_name": run_kind.class_name,
+                                       "instance_name": INSTANCE,
+                                       "app_version": WORKFLOW_VERSION}
+            await self._client.enqueue_async(options, *args)
+            return
+        from dbos import DBOS, SetWorkflowID
+
+        with SetWorkflowID(workflow_id):
+            queue = await DBOS.retrieve_queue_async(BACKGROUND_QUEUE)
+            await queue.enqueue_async(self._instances[kind].run, *args)
 
     async def get(self, run_id: str) -> RunRecord:
         await self.ready()
