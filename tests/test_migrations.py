@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from orchestrator_mcp.config.runs import RunsSettings
 
 from orchestrator_mcp.alerts.store import AlertStore, Group, StoredNotification
+from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.db import migrate
 from orchestrator_mcp.db.tables import metadata
 from orchestrator_mcp.gateway import Gateway

@@ -20,7 +20,7 @@ from orchestrator_mcp.alerts import kinds
 from orchestrator_mcp.alerts.payload import Notification
 from orchestrator_mcp.alerts.service import match_rule
 from orchestrator_mcp.alerts.store import AlertStore
-from orchestrator_mcp.config.models import AlertsSettings
+from orchestrator_mcp.config.alerts import AlertsSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.llm import LLMError
 from orchestrator_mcp.runs.kinds import INSTANCE

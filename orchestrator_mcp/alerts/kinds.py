@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orchestrator_mcp.config.models import AlertsSettings
+from orchestrator_mcp.config.alerts import AlertsSettings
 from orchestrator_mcp.runs.kinds import RunKind
 
 if TYPE_CHECKING:
