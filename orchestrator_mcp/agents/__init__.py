@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from orchestrator_mcp.strict import Strict
 
 if TYPE_CHECKING:
     from orchestrator_mcp.config.agents import AgentsSettings
@@ -41,11 +41,9 @@ REGISTRY: tuple[str, ...] = (
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class AgentSettings(BaseModel):
+class AgentSettings(Strict):
     """The base of an agent's settings (`agents.<name>` in servers.yaml): unknown keys are
     errors, like everywhere in the configuration."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     enabled: bool = True
 

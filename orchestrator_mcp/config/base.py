@@ -3,18 +3,14 @@
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BeforeValidator
+
+from orchestrator_mcp.strict import Strict as Strict  # the configuration's models' base
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 GLOB_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!/-]+$")
 MIN_TOKEN_LENGTH = 16
 TOKEN_HINT = "generate one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors, so a typo is reported instead of silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def blank_to_none(value: object) -> object:

@@ -18,7 +18,7 @@ from orchestrator_mcp.config.knowledge import KnowledgeSettings
 from orchestrator_mcp.config.llm import LLMSettings
 from orchestrator_mcp.config.profiles import ProfileConfig
 from orchestrator_mcp.config.runs import RunsSettings
-from orchestrator_mcp.config.workflows import WorkflowDef
+from orchestrator_mcp.workflows.definitions import WorkflowDef
 
 
 class ServersFile(Strict):

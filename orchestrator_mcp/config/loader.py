@@ -220,7 +220,7 @@ def _add_agent_profiles(servers: ServersFile, profiles: ProfilesFile) -> None:
 
 def _load_workflow_folder(folder: Path, profiles: ProfilesFile) -> list[str]:
     """Each workflows/<name>.yaml holds one workflow; a name defined twice is an error."""
-    from orchestrator_mcp.config.workflows import WorkflowDef
+    from orchestrator_mcp.workflows.definitions import WorkflowDef
 
     problems: list[str] = []
     if not folder.is_dir():

@@ -16,7 +16,6 @@ from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.agents import agent_names
-from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.front.inline_approval import (
     ApprovalAnswer,
     accepted_answer,
@@ -28,6 +27,7 @@ from orchestrator_mcp.front.inline_approval import (
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
 from orchestrator_mcp.telemetry.audit import AuditEntry
+from orchestrator_mcp.workflows.definitions import WorkflowDef
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)

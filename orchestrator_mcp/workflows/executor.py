@@ -20,14 +20,14 @@ from typing import Any
 
 from dbos import DBOS, DBOSConfiguredInstance
 
-from orchestrator_mcp.config.workflows import (
+from orchestrator_mcp.runs.models import RunStatus, StopReason
+from orchestrator_mcp.runs.steps import INSTANCE, RunSteps, ToolOutcome, ToolPolicy
+from orchestrator_mcp.workflows.definitions import (
     WorkflowDef,
     WorkflowStep,
     sandbox,
     topological_order,
 )
-from orchestrator_mcp.runs.models import RunStatus, StopReason
-from orchestrator_mcp.runs.steps import INSTANCE, RunSteps, ToolOutcome, ToolPolicy
 
 WORKFLOW_NAME = "orchestrator_workflow"
 CLASS_NAME = "orchestrator_workflow_executor"

@@ -21,10 +21,10 @@ from pydantic import (
     create_model,
 )
 
-from orchestrator_mcp.config.workflows import WorkflowDef
 from orchestrator_mcp.runs.errors import RunError, RunNotFound
 from orchestrator_mcp.runs.kinds import RunKind
 from orchestrator_mcp.runs.models import RunRecord, RunStatus
+from orchestrator_mcp.workflows.definitions import WorkflowDef
 
 if TYPE_CHECKING:
     from orchestrator_mcp.runs.engine import RunEngine

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator_mcp.config.base import Strict
+from orchestrator_mcp.strict import Strict
 
 StepId = str
 _STEP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
