@@ -49,7 +49,7 @@ __all__ = ["RunConflict", "RunEngine", "RunError", "RunNotFound", "RunsUnavailab
 log = logging.getLogger(__name__)
 
 DBOS_APP_NAME = "orchestrator-mcp"
-WORKFLOW_VERSION = "runs-3"  # bump when the planner's step sequence changes
+WORKFLOW_VERSION = "runs-4"  # bump when a durable workflow's step sequence or names change
 START_TIMEOUT = 60.0
 RUN_QUEUE = "orchestrator_runs"
 # Runs started by other runs (delegations, workflow agent steps) queue apart, so parents
