@@ -5,7 +5,8 @@ an in-process FastMCP server mounted on the gateway. Both loops make the same mo
 and the same gateway calls; the durable one also records every step (DBOS on SQLite, our
 runs table and tool-call ledger).
 
-    python bench/planner.py [--steps 10] [--concurrency 1,10,100] [--runs-per-level 100]
+    python bench/planner.py [--steps 10] [--concurrency 1,10,100] [--runs-per-level 20]
+                            [--rounds 5]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 
+from _figures import machine, spread  # noqa: E402
 from fastmcp import FastMCP  # noqa: E402
 from mcp_types import ToolAnnotations  # noqa: E402
 
@@ -104,21 +107,30 @@ async def main(args: argparse.Namespace) -> None:
         return await plain_loop(provider, gateway, f"bench run {i}")
 
     print(f"{args.steps} tool calls + 1 answer per run; scripted model, in-process tool; "
-          f"DBOS on SQLite; {os.cpu_count()} cores\n")
-    print(f"{'concurrent runs':>15} {'loop':>10} {'runs':>6} {'steps/s':>9} {'ms/step':>8}")
+          f"DBOS on SQLite; {args.rounds} rounds, plain and durable interleaved in each")
+    print(machine() + "\n")
+    print(f"{'concurrent runs':>15} {'loop':>8} {'runs':>5}  {'ms per step, median [min–max]':>30}"
+          f"  {'steps/s, median':>15}")
     ratios = []
     for concurrency in args.concurrency:
         runs = max(args.runs_per_level, concurrency)
-        figures = {}
-        for name, work in (("plain", plain), ("durable", durable)):
-            seconds, steps = await level(concurrency, runs, work)
-            figures[name] = steps / seconds
-            print(f"{concurrency:>15} {name:>10} {runs:>6} {steps / seconds:>9.0f} "
-                  f"{1000 * seconds / steps * min(concurrency, runs):>8.2f}")
-        ratios.append((concurrency, figures["plain"] / figures["durable"]))
-    print("\nprice of durability (plain steps/s ÷ durable steps/s):")
-    for concurrency, ratio in ratios:
-        print(f"  {concurrency:>4} concurrent: {ratio:.1f}x")
+        ms: dict[str, list[float]] = {"plain": [], "durable": []}
+        rates: dict[str, list[float]] = {"plain": [], "durable": []}
+        round_ratios = []
+        for _ in range(args.rounds):
+            for name, work in (("plain", plain), ("durable", durable)):
+                seconds, steps = await level(concurrency, runs, work)
+                rates[name].append(steps / seconds)
+                ms[name].append(1000 * seconds / steps * min(concurrency, runs))
+            round_ratios.append(rates["plain"][-1] / rates["durable"][-1])
+        for name in ("plain", "durable"):
+            print(f"{concurrency:>15} {name:>8} {runs:>5}  {spread(ms[name]):>30}"
+                  f"  {statistics.median(rates[name]):>15.0f}")
+        ratios.append((concurrency, round_ratios))
+    print("\nprice of durability (plain steps/s ÷ durable steps/s in the same round), "
+          "median [min–max]:")
+    for concurrency, values in ratios:
+        print(f"  {concurrency:>4} concurrent: {spread(values, 1)}x")
     await gateway.stop()
     await engine.stop()
 
@@ -130,5 +142,7 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 10, 100])
     parser.add_argument("--runs-per-level", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of plain and durable, interleaved (default 5)")
     asyncio.run(main(parser.parse_args()))
     sys.exit(0)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _figures import machine, spread  # noqa: E402
+
 from orchestrator_mcp.telemetry.audit_store import bounded_json  # noqa: E402
 from orchestrator_mcp.telemetry.redaction import Redactor  # noqa: E402
 
@@ -121,8 +123,6 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]"
 
 
 def main() -> int:
@@ -134,6 +134,7 @@ def main() -> int:
     size = int(args.mib * 1024 * 1024)
     inputs = big_inputs(size)
 
+    print(machine())
     print(f"== {args.mib:g} MiB inputs: redact_text vs one str.replace pass over the same "
           f"text ({args.rounds} rounds, interleaved; ms median [min–max])")
     times: dict[str, dict[str, list[float]]] = {
