@@ -1,7 +1,8 @@
-"""What does a hop through an MCP proxy cost? One run, printed figures and ratios.
+"""What does a hop through an MCP proxy cost? Figures and ratios over interleaved rounds.
 
     python bench/proxy_overhead.py [--calls 1000] [--concurrency 20] [--startup-repeats 5]
                                    [--only direct,relay,fastmcp-proxy,...] [--separate-sessions]
+                                   [--rounds 5]
 
 The caller is always fastmcp's ``Client`` over stdio, calling ``call_tool_mcp`` (the raw
 result, no client-side parsing). Variants:
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from _figures import machine, spread
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
@@ -106,6 +108,7 @@ class Options:
     client_mode: str
     only: tuple[str, ...]
     logs: Path
+    rounds: int = 5
 
 
 @dataclass
@@ -442,42 +445,63 @@ def print_table(rows: list[Row], opts: Options) -> None:
             print(f"  {row.name}: {note}")
 
 
-def ratio_line(label: str, num: float | None, den: float | None, target: float) -> str:
-    if num is None or den is None or den == 0:
-        return f"  {label:<52}    n/a"
-    value = num / den
-    verdict = "PASS" if value <= target else "MISS"
-    return f"  {label:<52} {value:6.2f}  (target <= {target:g})  {verdict}"
+def merged(name: str, rounds: list[dict[str, Row]]) -> Row:
+    """A variant's figures over the rounds: the median of each (its notes, once)."""
+    rows = [r[name] for r in rounds if name in r]
+    row = Row(name)
+    for attr in ("p50_ms", "p99_ms", "shared_cps", "separate_cps", "startup_s"):
+        values = [v for r in rows if (v := getattr(r, attr)) is not None]
+        setattr(row, attr, statistics.median(values) if values else None)
+    row.notes = list(dict.fromkeys(note for r in rows for note in r.notes))
+    return row
 
 
-def print_ratios(rows: dict[str, Row]) -> None:
-    def value(name: str, attr: str) -> float | None:
-        row = rows.get(name)
-        return None if row is None else getattr(row, attr)
+def print_ratios(rounds: list[dict[str, Row]]) -> None:
+    """Each ratio taken within a round (both figures measured minutes apart at most), then
+    its median [min–max] over the rounds."""
+    def per_round(num: tuple[str, str], den: tuple[str, str]) -> list[float]:
+        values = []
+        for rows in rounds:
+            a = getattr(rows[num[0]], num[1]) if num[0] in rows else None
+            b = getattr(rows[den[0]], den[1]) if den[0] in rows else None
+            if a is not None and b:
+                values.append(a / b)
+        return values
 
-    print("\nratios:")
-    hello_startup = value("hello", "startup_s")
-    for orch in (name for name in ORCH_VARIANTS if name in rows):
-        p50 = value(orch, "p50_ms")
-        proxy_p50, relay_p50 = value("fastmcp-proxy", "p50_ms"), value("relay", "p50_ms")
-        startup = value(orch, "startup_s")
-        print(ratio_line(f"{orch} p50 / fastmcp-proxy p50", p50, proxy_p50, 0.6))
-        print(ratio_line(f"{orch} p50 / relay-floor p50", p50, relay_p50, 1.3))
-        print(ratio_line(f"{orch} start-up (3 downstream) / hello", startup, hello_startup, 1.1))
+    print("\nratios (within each round; median [min–max] over the rounds):")
+    for orch in (name for name in ORCH_VARIANTS if name in rounds[0]):
+        for label, num, den, target in (
+                (f"{orch} p50 / fastmcp-proxy p50", (orch, "p50_ms"),
+                 ("fastmcp-proxy", "p50_ms"), 0.6),
+                (f"{orch} p50 / relay-floor p50", (orch, "p50_ms"), ("relay", "p50_ms"), 1.3),
+                (f"{orch} start-up (3 downstream) / hello", (orch, "startup_s"),
+                 ("hello", "startup_s"), 1.1)):
+            values = per_round(num, den)
+            if not values:
+                print(f"  {label:<52}    n/a")
+                continue
+            verdict = "PASS" if statistics.median(values) <= target else "MISS"
+            print(f"  {label:<52} {spread(values):>20}  (target <= {target:g})  {verdict}")
 
 
 async def run(opts: Options) -> None:
+    rounds: list[dict[str, Row]] = []
     with tempfile.TemporaryDirectory(prefix="proxy-bench-") as work:
         plan = build_plan(Path(work))
-        startups: dict[str, float] = {}
-        rows = [await run_variant(name, plan, opts, startups) for name in opts.only]
+        for number in range(opts.rounds):  # variants interleaved: A, B, C, A, B, C, ...
+            print(f"round {number + 1} of {opts.rounds}", file=sys.stderr, flush=True)
+            startups: dict[str, float] = {}
+            rounds.append({name: await run_variant(name, plan, opts, startups)
+                           for name in opts.only})
     print(
         f"\nproxy overhead: {opts.calls} sequential echo calls after {WARMUP_CALLS} warm-up; "
         f"{opts.concurrent_calls} calls by {opts.concurrency} concurrent tasks; start-up median "
-        f"of {opts.startup_repeats}; client mode {opts.client_mode!r}; {os.cpu_count()} CPUs\n"
+        f"of {opts.startup_repeats}; client mode {opts.client_mode!r}; {opts.rounds} rounds, "
+        "figures are medians over them"
     )
-    print_table(rows, opts)
-    print_ratios({row.name: row for row in rows})
+    print(machine() + "\n")
+    print_table([merged(name, rounds) for name in opts.only], opts)
+    print_ratios(rounds)
 
 
 def parse_options(argv: Sequence[str] | None, logs: Path) -> Options:
@@ -494,6 +518,7 @@ def parse_options(argv: Sequence[str] | None, logs: Path) -> Options:
     )
     add("--client-mode", default="auto", help="fastmcp Client mode: auto, legacy or a version")
     add("--only", default=",".join(ALL_VARIANTS), help=f"comma list of {','.join(ALL_VARIANTS)}")
+    add("--rounds", type=int, default=5, help="rounds of every variant, interleaved")
     ns = parser.parse_args(argv)
     only = tuple(name.strip() for name in ns.only.split(",") if name.strip())
     unknown = sorted(set(only) - set(ALL_VARIANTS))
@@ -508,6 +533,7 @@ def parse_options(argv: Sequence[str] | None, logs: Path) -> Options:
         client_mode=ns.client_mode,
         only=only,
         logs=logs,
+        rounds=max(1, ns.rounds),
     )
 
 
