@@ -1,9 +1,10 @@
 """The scope every MCP tool, MCP listing/resource and HTTP route needs, declared once.
 
-read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals);
-run: act (run, cancel_run, call_tool, other catalog tools); approve: decide on pending
-calls; admin: change stored knowledge, read the audit log. Stdio callers are the local user
-and are not checked. A run's own planner never reaches these: it only sees the catalog.
+read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals,
+GET /runs); run: act (run, cancel_run, call_tool, other catalog tools, POST /runs); approve:
+decide on pending calls; admin: change stored knowledge, read the audit log. Stdio callers
+are the local user and are not checked. A run's own planner never reaches these: it only
+sees the catalog.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ LISTING_SCOPE: Scope = "read"
 ROUTE_SCOPES: dict[str, dict[str, Scope]] = {
     "/metrics": {"GET": "read"},
     "/approvals": {"GET": "read", "POST": "approve"},
+    "/runs": {"GET": "read", "POST": "run"},
 }
 MCP_ROUTE = "/mcp"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import math
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -25,7 +24,13 @@ from orchestrator_mcp.front.inline_approval import (
     modern,
 )
 from orchestrator_mcp.runs.engine import RunEngine
-from orchestrator_mcp.runs.models import PendingApproval, RunRecord, RunStatus, Usage
+from orchestrator_mcp.runs.models import (
+    PendingApproval,
+    RunRecord,
+    RunStatus,
+    Usage,
+    parse_since,
+)
 from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.workflows.definitions import WorkflowDef
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -125,25 +130,6 @@ class ProfileInfo(BaseModel):
     servers: list[str]
     model: str | None
     provider: str | None
-
-
-def _since(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
-            raise ToolError(f"since={value!r} is not a time: give epoch seconds (0 to 1e11) "
-                            "or an ISO 8601 time like 2026-11-24T10:00:00+00:00")
-        return seconds
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except (ValueError, OverflowError):
-        raise ToolError(f"since={value!r} is neither epoch seconds nor an ISO 8601 time "
-                        "like 2026-11-24T10:00:00+00:00") from None
 
 
 def _caller(ctx: Context | None) -> str:
@@ -280,7 +266,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         offset: Annotated[int, Field(ge=0)] = 0,
     ) -> list[RunView]:
         """Runs, newest first, filtered by status, profile and start time; paginated."""
-        records = await engine.list(status=status, profile=profile, since=_since(since),
+        records = await engine.list(status=status, profile=profile, since=parse_since(since),
                                     limit=limit, offset=offset)
         return [RunView.of(r) for r in records]
 
@@ -344,7 +330,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         """The audit log, newest first: tool calls (who, what, arguments with secrets
         redacted, outcome, duration) and approval decisions."""
         return await engine.audit(run_id=run_id, tool=tool, kind=kind,
-                                  since=_since(since), limit=limit)
+                                  since=parse_since(since), limit=limit)
 
     @mcp.tool(annotations=READ_ONLY)
     async def costs(
@@ -352,7 +338,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         group_by: Literal["day", "profile", "model"] = "day",
     ) -> list[CostLine]:
         """Model usage and cost of runs, summed by day, profile or model."""
-        start = _since(since) or time.time() - 30 * 86400
+        start = parse_since(since) or time.time() - 30 * 86400
         records = await engine.list(since=start, limit=10_000)
         detailed = [await engine.get(r.id) for r in records]
         return summarize_costs(detailed, group_by)

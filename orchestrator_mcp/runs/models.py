@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -98,3 +100,25 @@ class RunRecord(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     pending_approval: PendingApproval | None = None
     steps: list[StepRecord] = Field(default_factory=list)
+
+
+def parse_since(value: str | None) -> float | None:
+    """A `since` filter as given by a caller: epoch seconds or an ISO 8601 time."""
+    from orchestrator_mcp.runs.errors import RunError
+
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+            raise RunError(f"since={value!r} is not a time: give epoch seconds (0 to 1e11) "
+                           "or an ISO 8601 time like 2026-11-24T10:00:00+00:00")
+        return seconds
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError):
+        raise RunError(f"since={value!r} is neither epoch seconds nor an ISO 8601 time "
+                       "like 2026-11-24T10:00:00+00:00") from None
