@@ -333,3 +333,11 @@ async def test_shipped_diagnose_remediate(remediation_setup, llm) -> None:
     outputs = json.loads(record["answer"])
     assert outputs["remediated"] is True and outputs["used_percent_after"] is not None
     assert [p.name for p in target.iterdir()] == ["fresh.log"]
+
+
+def test_tool_output_too_deep_for_json_is_kept_as_text() -> None:
+    """A hostile tool result nested 100,000 deep must not fail the step that parses it."""
+    from orchestrator_mcp.runs.steps import _data
+
+    assert _data(None, "[" * 100_000 + "]" * 100_000) is None
+    assert _data(None, '{"used_percent": 93}') == {"used_percent": 93}

@@ -86,7 +86,7 @@ def _data(result: Any, text: str) -> Any:
     if text.lstrip()[:1] in ("{", "[") and len(text) <= MAX_DATA_CHARS:
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to be data
             pass
     return None if result is None else result.structured_content
 
