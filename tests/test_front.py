@@ -4,6 +4,7 @@ fastmcp Client over stdio and over Streamable HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -33,6 +34,21 @@ BUILTIN_AGENTS = set(agent_names())
 def serve_args(config_dir: Path, data_dir: Path, *extra: str) -> list[str]:
     return ["-m", "orchestrator_mcp", "--config-dir", str(config_dir),
             "--data-dir", str(data_dir), "serve", *extra]
+
+
+@contextlib.contextmanager
+def http_server(config_dir: Path, data_dir: Path, env: dict[str, str]) -> Iterator[str]:
+    """A real `serve --http` on a free loopback port; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, *serve_args(config_dir, data_dir, "--http", "--port", str(port))],
+        env=env)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 class ListChanged(MessageHandler):

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx2
 import pytest
 
-from tests.conftest import REPO, free_port, wait_for_port, write_config
-from tests.test_front import serve_args
+from tests.conftest import REPO, write_config
+from tests.test_front import http_server
 
 MAIN = "main-token-runs-0123456789"
 READER = "reader-token-runs-0123456"
@@ -30,16 +28,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k != "ORCH_HTTP_TOKEN"}
     env.update(ORCH_HTTP_TOKEN=MAIN, LLM_PROVIDER="scripted",
                LLM_SCRIPT=str(REPO / "examples" / "scripted-llm.yaml"))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, *serve_args(config, tmp / "data", "--http", "--port", str(port))],
-        env=env)
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with http_server(config, tmp / "data", env) as url:
+        yield url
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
 from tests.conftest import REPO, free_port, wait_for_port, write_config
-from tests.test_front import serve_args, wait_for_tool
+from tests.test_front import http_server, serve_args, wait_for_tool
 
 MAIN = "main-token-0123456789abcdef"
 READER = "reader-token-0123456789abc"
@@ -82,16 +82,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                          {"name": "oncall", "token": APPROVER, "scopes": ["read", "approve"]}],
               "max_request_bytes": 8192})
     (config / "profiles.yaml").write_text(yaml.safe_dump({"alerts": {"token": ALERT}}))
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, *serve_args(config, tmp / "data", "--http", "--port", str(port))],
-        env=_env(ORCH_HTTP_TOKEN=MAIN, LLM_PROVIDER="scripted"))
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with http_server(config, tmp / "data", _env(ORCH_HTTP_TOKEN=MAIN, LLM_PROVIDER="scripted")
+                     ) as url:
+        yield url
 
 
 async def test_resources_and_listings_need_read(secured: str) -> None:

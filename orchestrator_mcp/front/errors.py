@@ -43,22 +43,21 @@ class UserErrors(Middleware):
         if not any(isinstance(f, _DropUserErrors) for f in fastmcp_server.logger.filters):
             fastmcp_server.logger.addFilter(drop)
 
-    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-                           ) -> Any:
+    @staticmethod
+    async def _mapped(context: MiddlewareContext[Any], call_next: CallNext[Any, Any],
+                      answer: type[ToolError] | type[ResourceError]) -> Any:
         try:
             return await call_next(context)
         except Exception as exc:
             error = _user_error(exc)
             if error is None:
                 raise
-            raise ToolError(str(error)) from None
+            raise answer(str(error)) from None
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+                           ) -> Any:
+        return await self._mapped(context, call_next, ToolError)
 
     async def on_read_resource(self, context: MiddlewareContext[Any],
                                call_next: CallNext[Any, Any]) -> Any:
-        try:
-            return await call_next(context)
-        except Exception as exc:
-            error = _user_error(exc)
-            if error is None:
-                raise
-            raise ResourceError(str(error)) from None
+        return await self._mapped(context, call_next, ResourceError)
