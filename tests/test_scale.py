@@ -26,6 +26,7 @@ from tests import postgres
 from tests.conftest import free_port, wait_for_port, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.test_alerts import Receiver, notification
+from tests.test_run_stream import read_events
 
 pytestmark = pytest.mark.skipif(postgres.bin_dir() is None,
                                 reason="PostgreSQL is not installed (.ci/run installs it)")
@@ -214,6 +215,23 @@ async def test_approvals_and_cancels_through_the_front_reach_either_worker(
             return counts["completed"] == 3 and counts["cancelled"] == 3
         await eventually(settled, 60)
     assert cluster.counts.read_text().splitlines().count("set:7") == 3
+
+
+async def test_a_front_streams_a_run_its_worker_executes(cluster: Cluster) -> None:
+    """The run stream reads the shared database: a front that executes nothing follows a
+    run on a worker, through its approval, to its end."""
+    cluster.start_front()
+    cluster.start_worker("w1")
+    await eventually(lambda: cluster.live_workers() == 1, 60)
+    async with cluster.client() as client, httpx2.AsyncClient(base_url=cluster.url,
+                                                              timeout=30) as http:
+        run_id = await start(client, 'CALL counter_set_value {"value": 3}')
+        seen, closed = await read_events(http, run_id, TOKEN, until="approval")
+        assert not closed and seen[-1][2]["pending_approval"]["tool"] == "counter_set_value"
+        await client.call_tool("approve", {"run_id": run_id, "approved": True})
+        rest, closed = await read_events(http, run_id, TOKEN, last_id=seen[-1][0])
+    assert closed and rest[-1][1] == "end" and rest[-1][2]["status"] == "completed"
+    assert all(e[0] > seen[-1][0] for e in rest)
 
 
 async def test_alerts_taken_while_workers_are_down_run_when_they_return(

@@ -32,7 +32,14 @@ from orchestrator_mcp.runs.errors import (
     RunsUnavailable,
 )
 from orchestrator_mcp.runs.kinds import INSTANCE, PLANNER, RunKind
-from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord, StopReason
+from orchestrator_mcp.runs.models import (
+    RunEvent,
+    RunHead,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StopReason,
+)
 from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
 from orchestrator_mcp.runs.ports import CostOf, ProviderFor
 from orchestrator_mcp.telemetry import tracing
@@ -460,6 +467,19 @@ class RunEngine:
     async def list(self, **filters: Any) -> list[RunRecord]:
         await self.ready()
         return await asyncio.to_thread(lambda: self._db.list(**filters))
+
+    async def events_after(self, run_id: str, after: int) -> tuple[RunHead, list[RunEvent]]:
+        """The run's state and its stream events numbered above `after` (a batch)."""
+        await self.ready()
+        head, events = await asyncio.to_thread(self._db.events_after, run_id, after)
+        if head is None:
+            raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
+        return head, events
+
+    def change_signal(self, run_id: str) -> asyncio.Event:
+        """Set when this process next sees the run change (its executor is here); a run
+        executed elsewhere is seen only by reading the database again."""
+        return self._changed.setdefault(run_id, asyncio.Event())
 
     def _notify(self, run_id: str) -> None:
         """Called by the workflow when a run changes; wakes `wait`ers and listeners."""

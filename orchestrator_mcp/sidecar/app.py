@@ -22,7 +22,7 @@ from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import RunStatus
-from orchestrator_mcp.sidecar import runs_routes
+from orchestrator_mcp.sidecar import run_stream, runs_routes
 from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 
 
@@ -225,6 +225,7 @@ def build_app(
             Route("/approvals", list_approvals, methods=["GET"]),
             Route("/approvals/{run_id}", decide_approval, methods=["POST"]),
             *(runs_routes.routes(engine) if engine is not None else []),
+            *(run_stream.routes(engine) if engine is not None else []),
             Mount("/", app=mcp_app),
         ],
         lifespan=mcp_app.lifespan,
