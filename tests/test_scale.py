@@ -234,6 +234,28 @@ async def test_a_front_streams_a_run_its_worker_executes(cluster: Cluster) -> No
     assert all(e[0] > seen[-1][0] for e in rest)
 
 
+async def test_one_idempotency_key_sent_to_two_fronts_makes_one_run(cluster: Cluster) -> None:
+    cluster.start_front()
+    second = free_port()
+    cluster._start("front2", "serve", "--http", "--no-execute", "--port", str(second))
+    wait_for_port(second, 30)
+    cluster.start_worker("w1")
+    body = {"goal": 'CALL counter_add {"a": 1, "b": 2}', "profile": "ops"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "two-fronts-7f3a"}
+    urls = [cluster.url, f"http://127.0.0.1:{second}"] * 10
+    async with httpx2.AsyncClient(timeout=60) as http:
+        answers = await asyncio.gather(*(http.post(f"{url}/runs", json=body, headers=headers)
+                                         for url in urls))
+    assert sorted(a.status_code for a in answers) == [200] * 19 + [201], [
+        a.text for a in answers]
+    (run_id,) = {a.json()["id"] for a in answers}
+    assert cluster.query("SELECT count(*) FROM orch_runs") == [(1,)]
+    await eventually(lambda: cluster.query(
+        f"SELECT status FROM orch_runs WHERE id = '{run_id}'") == [("completed",)], 60)
+    assert cluster.query("SELECT count(*) FROM dbos.workflow_status "
+                         f"WHERE workflow_uuid = '{run_id}'") == [(1,)]
+
+
 async def test_alerts_taken_while_workers_are_down_run_when_they_return(
         cluster: Cluster) -> None:
     cluster.start_front()

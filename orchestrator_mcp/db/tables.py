@@ -33,6 +33,8 @@ runs = sa.Table(
     sa.Column("pending_approval", sa.Text),
     # Changes so far; each step and event below takes the next number (the run stream's ids).
     sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
+    # An idempotent submission's request, hashed (runs/idempotency.py).
+    sa.Column("request_hash", sa.String(64)),
 )
 
 run_steps = sa.Table(

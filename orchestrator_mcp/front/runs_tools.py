@@ -23,7 +23,9 @@ from orchestrator_mcp.front.inline_approval import (
     input_required,
     modern,
 )
+from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunRecord,
@@ -183,15 +185,30 @@ def _progress_reporter(ctx: Context | None) -> Any:
     return report
 
 
+IdempotencyKey = Annotated[str | None, Field(
+    max_length=255,
+    description="optional: a key of yours (a UUID) that makes retries safe — the same key "
+                "with the same request returns the run the first one started")]
+
+
+def _idempotency(key: str | None) -> Idempotency | None:
+    if key is None:
+        return None
+    principal = current_principal()
+    return Idempotency(key, principal.name if principal is not None else "local")
+
+
 async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[str, Any] | None,
-                     wait: bool, wait_seconds: float, ctx: Context | None) -> RunView:
+                     wait: bool, wait_seconds: float, ctx: Context | None,
+                     idempotency_key: str | None = None) -> RunView:
     progress = _progress_reporter(ctx)
     resumed = ctx.request_state if ctx is not None else None
     if resumed:  # modern era: the host retried with its user's answer
         await _apply_inline_answer(engine, resumed, ctx)
         record = await engine.wait(resumed, wait_seconds, on_progress=progress)
     else:
-        record = await engine.submit(goal, profile, context)
+        record = await engine.submit(goal, profile, context,
+                                     idempotency=_idempotency(idempotency_key))
         if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
     while (wait and record.status is RunStatus.AWAITING_APPROVAL
@@ -216,12 +233,14 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         context: Annotated[dict[str, Any] | None, "extra facts for the planner"] = None,
         wait: Annotated[bool, "wait until it ends; approvals are asked inline"] = False,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
         """Start a goal-based run: the planner calls catalog tools until it can answer.
         Risky calls wait for a human: inline when waiting and the host can ask its user,
         otherwise through approve()."""
-        return await _start_run(engine, goal, profile, context, wait, wait_seconds, ctx)
+        return await _start_run(engine, goal, profile, context, wait, wait_seconds, ctx,
+                                idempotency_key)
 
     @mcp.tool(annotations=READ_ONLY)
     def list_agents() -> list[AgentInfo]:
@@ -243,6 +262,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         context: Annotated[dict[str, Any] | None, "extra facts for the agent"] = None,
         wait: Annotated[bool, "wait for the answer; approvals are asked inline"] = True,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
         if agent not in agent_names() or agent not in engine.gateway.connections:
@@ -250,7 +270,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
             raise ToolError(f"unknown or disabled agent {agent!r}; enabled agents: "
                             f"{', '.join(enabled) or 'none'} (enable them under agents: in "
                             "servers.yaml)")
-        return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx)
+        return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx,
+                                idempotency_key)
 
     @mcp.tool(annotations=READ_ONLY)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:
@@ -308,12 +329,14 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         inputs: Annotated[dict[str, Any] | None, "values for the workflow's inputs"] = None,
         wait: Annotated[bool, "wait until it ends or needs an approval"] = False,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
         """Run a workflow; its approval gates and tool approvals use approve()."""
         if workflows is None:
             raise ToolError("workflows are not enabled in this server")
-        record = await workflows.submit(name, inputs)
+        record = await workflows.submit(name, inputs,
+                                        idempotency=_idempotency(idempotency_key))
         if wait:
             record = await engine.wait(record.id, wait_seconds,
                                        on_progress=_progress_reporter(ctx))

@@ -31,6 +31,9 @@ from orchestrator_mcp.runs.errors import (
     RunNotFound,
     RunsUnavailable,
 )
+from orchestrator_mcp.runs.idempotency import Idempotency
+from orchestrator_mcp.runs.idempotency import conflict as idempotency_conflict
+from orchestrator_mcp.runs.idempotency import request_hash as idempotency_request_hash
 from orchestrator_mcp.runs.kinds import INSTANCE, PLANNER, RunKind
 from orchestrator_mcp.runs.models import (
     RunEvent,
@@ -346,11 +349,13 @@ class RunEngine:
         parent_id: str | None = None,
         source: str = "mcp",
         run_id: str | None = None,
+        idempotency: Idempotency | None = None,
     ) -> RunRecord:
-        """Queue a run. With `run_id`, submitting the same id again changes nothing."""
+        """Queue a run. With `run_id`, submitting the same id again changes nothing; with
+        `idempotency`, the same key and request give the run the first submission made."""
         record = await self.create(goal, profile, context, parent_id=parent_id, source=source,
-                                   run_id=run_id)
-        await self.enqueue(record.id)
+                                   run_id=run_id, idempotency=idempotency)
+        await self.enqueue(record.id)  # again for a replay: a no-op, or the lost first one
         return record
 
     async def create(
@@ -362,6 +367,7 @@ class RunEngine:
         parent_id: str | None = None,
         source: str = "mcp",
         run_id: str | None = None,
+        idempotency: Idempotency | None = None,
     ) -> RunRecord:
         """Validate and record a run without queueing it (a workflow queues its child runs
         itself, so that DBOS records them as its children)."""
@@ -375,21 +381,37 @@ class RunEngine:
         self._provider_for(chosen)  # raises a how-to-configure error when there is no LLM
         await self.ready()
         now = time.time()
+        if idempotency is not None:
+            run_id = idempotency.run_id("run")
         record = RunRecord(id=run_id or f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
-        await asyncio.to_thread(self._db.create, record)
-        return record
+        return await self._record(record, idempotency, {
+            "kind": "run", "goal": goal, "profile": profile, "context": context or {}})
 
-    async def submit_record(self, record: RunRecord, *, kind: str) -> RunRecord:
+    async def submit_record(self, record: RunRecord, *, kind: str,
+                            idempotency: Idempotency | None = None,
+                            request: dict[str, Any] | None = None) -> RunRecord:
         """Record and queue a run of another kind (`workflows.submit` builds and checks
-        workflow runs). With an id already recorded, nothing changes."""
+        workflow runs, its id derived from `idempotency` when given, with `request` what
+        was asked). With an id already recorded, nothing changes."""
         if kind not in self.kinds:
             raise RunError(f"this engine does not execute {kind} runs")
         await self.ready()
-        await asyncio.to_thread(self._db.create, record)
+        record = await self._record(record, idempotency, request or {})
         await self.enqueue(record.id, kind=kind)
         return record
+
+    async def _record(self, record: RunRecord, idempotency: Idempotency | None,
+                      request: dict[str, Any]) -> RunRecord:
+        asked = idempotency_request_hash(request) if idempotency is not None else None
+        kept = await asyncio.to_thread(self._db.create, record, asked)
+        if kept is None or idempotency is None:
+            return record
+        if kept != asked:
+            raise idempotency_conflict(idempotency.key, record.id)
+        idempotency.replayed = True
+        return await self.get(record.id)
 
     # DBOS calls differ between the executing process (DBOS itself) and the others (a
     # client of the same system database); these three are all the engine needs.

@@ -105,21 +105,32 @@ class RunStore:
 
     # ---- runs ----------------------------------------------------------------------
 
-    def create(self, record: RunRecord) -> None:
+    def create(self, record: RunRecord, request_hash: str | None = None) -> str | None:
+        """Record a new run; with its id already recorded nothing changes (one of many
+        concurrent creates of an id wins). None when this call created it; otherwise the
+        request hash kept with the run that was there ("" when it has none)."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
         with self.engine.begin() as db:
-            exists = db.execute(sa.select(runs.c.id).where(runs.c.id == record.id)).first()
-            if exists:
-                return
-            db.execute(runs.insert().values(
+            created = db.execute(insert(runs).values(
                 id=record.id, goal=record.goal, profile=record.profile,
                 status=record.status.value, parent_id=record.parent_id,
                 workflow=record.workflow, source=record.source,
                 context=_dumps(record.context), created_at=record.created_at,
                 updated_at=record.updated_at, usage=record.usage.model_dump_json(), seq=1,
-            ))
+                request_hash=request_hash,
+            ).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)).first()
+            if created is None:
+                kept = db.execute(sa.select(runs.c.request_hash).where(
+                    runs.c.id == record.id)).scalar()
+                return kept or ""
             db.execute(run_events.insert().values(
                 run_id=record.id, seq=1, kind="status", at=record.created_at,
                 data=_dumps(self._status_event(record.status, None, record.created_at))))
+        return None
 
     def update(
         self,
