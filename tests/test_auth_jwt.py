@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 import httpx2
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastmcp import Client
@@ -485,3 +486,12 @@ def test_serve_and_check_report_the_auth_config(idp: IdentityProvider, tmp_path:
     assert f"http auth: jwt from {idp.issuer} for audience {AUDIENCE}" in checked.stdout
     assert "ops-run→read+run" in checked.stdout
     assert f"JWKS {idp.base}/certs: 1 usable key(s)" in checked.stdout
+
+
+def test_the_readme_examples_validate() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    examples = [yaml.safe_load(b)["http"] for b in blocks if "  auth:\n    type:" in b]
+    assert len(examples) == 2
+    for http in examples:
+        assert HttpSettings.model_validate(http).auth is not None

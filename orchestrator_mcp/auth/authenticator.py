@@ -8,11 +8,15 @@ comes later (managed keys) is one more verifier in this chain.
 
 from __future__ import annotations
 
-from orchestrator_mcp.auth.oauth import OAuthVerifier
+from typing import TYPE_CHECKING
+
 from orchestrator_mcp.auth.scopes import Principal
 from orchestrator_mcp.auth.tokens import TokenTable, bearer_credentials
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.config.http_auth import IntrospectionAuth, JwtAuth
+
+if TYPE_CHECKING:  # the OAuth verifiers (joserfc, httpx2) load only when configured
+    from orchestrator_mcp.auth.oauth import OAuthVerifier
 
 
 class Authenticator:
@@ -22,7 +26,11 @@ class Authenticator:
 
     @classmethod
     def from_settings(cls, settings: HttpSettings) -> Authenticator:
-        oauth = OAuthVerifier(settings.auth) if settings.auth is not None else None
+        oauth = None
+        if settings.auth is not None:
+            from orchestrator_mcp.auth.oauth import OAuthVerifier
+
+            oauth = OAuthVerifier(settings.auth)
         return cls(TokenTable.from_settings(settings), oauth)
 
     def __bool__(self) -> bool:

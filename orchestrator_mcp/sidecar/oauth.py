@@ -10,6 +10,7 @@ and at `/.well-known/oauth-protected-resource` for hosts that only try the root.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from mcp.server.auth.routes import build_resource_metadata_url
 from pydantic import AnyHttpUrl
@@ -18,8 +19,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from orchestrator_mcp.auth.oauth import OAuthVerifier
 from orchestrator_mcp.config.http import Scope as Permission
+
+if TYPE_CHECKING:
+    from orchestrator_mcp.auth.oauth import OAuthVerifier
 
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 MCP_PATH = "/mcp"
