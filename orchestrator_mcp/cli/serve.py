@@ -27,8 +27,8 @@ def add_parsers(commands: Any) -> None:
         description="Run the MCP server. By default it speaks MCP over stdio, as hosts such "
         "as Claude Desktop expect. With --http it serves Streamable HTTP at /mcp plus "
         "/healthz, /readyz and /metrics, and requires a bearer token (ORCH_HTTP_TOKEN, "
-        "servers.yaml http.token or http.tokens; an empty value counts as none) unless "
-        "--no-auth is given on a loopback host.",
+        "servers.yaml http.token or http.tokens; an empty value counts as none) or an "
+        "OAuth access token (http.auth) unless --no-auth is given on a loopback host.",
     )
     serve_parser.add_argument("--http", action="store_true",
                               help="serve Streamable HTTP, not stdio")
@@ -57,9 +57,11 @@ def add_parsers(commands: Any) -> None:
 
     check_parser = commands.add_parser(
         "check", help="validate config and probe every downstream server",
-        description="Validate servers.yaml and profiles.yaml, connect to every enabled "
-        "downstream server and print a table: name, transport, status, tools, latency, "
-        "error. Exit code: 0 all servers up, 1 a server is not up, 2 the config is invalid.",
+        description="Validate servers.yaml and profiles.yaml, print who `serve --http` lets "
+        "in (token names, the http.auth provider; never a secret) and fetch its JWKS, "
+        "connect to every enabled downstream server and print a table: name, transport, "
+        "status, tools, latency, error. Exit code: 0 all good, 1 a server is not up or the "
+        "JWKS is unusable, 2 the config is invalid.",
     )
     check_parser.add_argument("--timeout", type=positive, default=30.0,
                               help="seconds to wait for servers to connect (30)")
