@@ -535,6 +535,13 @@ def test_serve_and_check_report_the_auth_config(idp: IdentityProvider, tmp_path:
     assert "ops-run→read+run" in checked.stdout
     assert f"JWKS {idp.base}/certs: 1 usable key(s)" in checked.stdout
 
+    gone = write_config(tmp_path / "gone", {}, http={"auth": _jwt_auth(
+        idp, jwks_uri=f"{idp.base}/no-such-certs")})
+    unusable = cli("--config-dir", str(gone), "--data-dir", str(tmp_path / "d"), "check",
+                   "--timeout", "20", env={"ORCH_HTTP_TOKEN": None})
+    assert unusable.returncode == 1
+    assert f"JWKS {idp.base}/no-such-certs unusable: HTTPStatusError" in unusable.stdout
+
 
 def test_the_readme_examples_validate() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
