@@ -45,7 +45,7 @@ def ask_obstacle(ctx: Context) -> str | None:
     and the caller may approve."""
     principal = current_principal()
     if principal is not None and "approve" not in principal.scopes:
-        return f"token '{principal.name}' lacks the 'approve' scope"
+        return f"{principal.label} lacks the 'approve' scope"
     with contextlib.suppress(Exception):
         if ctx.session.check_client_capability(
                 ClientCapabilities(elicitation=ElicitationCapability())):

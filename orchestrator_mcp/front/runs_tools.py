@@ -195,7 +195,7 @@ def _idempotency(key: str | None) -> Idempotency | None:
     if key is None:
         return None
     principal = current_principal()
-    return Idempotency(key, principal.name if principal is not None else "local")
+    return Idempotency(key, principal.id if principal is not None else "local")
 
 
 async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[str, Any] | None,

@@ -140,7 +140,9 @@ class HostCallAudit:
     def __call__(self, tool: str, arguments: dict[str, Any], outcome: str,
                  seconds: float) -> None:
         principal = current_principal()
-        caller = f"http:{principal.name}" if principal is not None else "stdio"
+        # Static tokens keep their bare name (as in entries already written).
+        caller = ("stdio" if principal is None else f"http:{principal.name}"
+                  if principal.source == "token" else f"http:{principal.id}")
         if len(self._entries) < self.MAX_PENDING:
             self._entries.append(dict(kind="tool_call", caller=caller, tool=tool,
                                       arguments=arguments, outcome=outcome, seconds=seconds,

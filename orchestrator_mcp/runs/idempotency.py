@@ -25,7 +25,7 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces (as HTTP 
 @dataclass
 class Idempotency:
     key: str
-    caller: str  # the principal's name; "local" for stdio and the CLI
+    caller: str  # the principal's id; "local" for stdio and the CLI
     replayed: bool = False  # set by the engine: an earlier submission made the run
 
     def __post_init__(self) -> None:

@@ -95,7 +95,7 @@ def routes(engine: RunEngine) -> list[Route]:
         key = request.headers.get("idempotency-key")
         principal = request.scope.get("state", {}).get("principal")
         idempotency = None if key is None else Idempotency(
-            key, principal.name if principal is not None else "local")
+            key, principal.id if principal is not None else "local")
         record = await engine.submit(wanted.goal, wanted.profile, wanted.context,
                                      source="http", idempotency=idempotency)
         headers = {"Location": f"/runs/{record.id}"}
