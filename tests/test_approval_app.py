@@ -24,11 +24,12 @@ import pytest
 from fastmcp import Client
 from fastmcp.apps.config import UI_EXTENSION_ID, UI_MIME_TYPE
 from fastmcp.client.elicitation import ElicitResult
-from fastmcp.client.transports import StdioTransport
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from mcp.client.extension import advertise
 
 from tests.conftest import REPO, npm_server, write_config
 from tests.fake_openai import FakeOpenAI
+from tests.test_front import http_server
 
 CARD_URI = "ui://orchestrator/approval-card.html"
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -151,6 +152,34 @@ async def test_card_shows_the_dry_run_once(tmp_path: Path, llm) -> None:
     assert again["approval_card"]["dry_run"] == dry_run
     assert [c["outcome"] for c in checks] == ["dry run; ok"]  # made once per pending call
     assert {p.name for p in target.iterdir()} == {"old.log", "new.log"}
+
+
+async def test_a_token_without_approve_sees_the_card_without_buttons(tmp_path: Path,
+                                                                    llm) -> None:
+    """Over HTTP the card says who may decide; a read-only caller makes no dry run."""
+    pytest.importorskip("ansible_runner")
+    runner, reader = "runner-token-cards-012345", "reader-token-cards-012345"
+    config = write_config(tmp_path / "config", {}, agents={"ansible": {
+        "playbooks_dir": str(REPO / "playbooks")}}, http={"tokens": [
+            {"name": "runner", "token": runner, "scopes": ["read", "run"]},
+            {"name": "dashboard", "token": reader, "scopes": ["read"]}]})
+    env = {k: v for k, v in os.environ.items() if k != "ORCH_HTTP_TOKEN"}
+    goal = "CALL ansible_run " + json.dumps({"playbook": "clean-old-files", "extra_vars": {
+        "target_dir": str(tmp_path)}})
+    with http_server(config, tmp_path / "data", {**env, **llm.env()}) as base:
+        async with Client(StreamableHttpTransport(f"{base}/mcp", auth=runner), timeout=60,
+                          extensions=APPS) as client:
+            view = (await client.call_tool_mcp("run", {"goal": goal, "wait": True})
+                    ).structured_content
+        async with Client(StreamableHttpTransport(f"{base}/mcp", auth=reader), timeout=60,
+                          extensions=APPS) as client:
+            record = (await client.call_tool_mcp("get_run", {"run_id": view["run_id"]})
+                      ).structured_content
+    assert view["status"] == "awaiting_approval"
+    for card in (view["approval_card"], record["approval_card"]):
+        assert card["can_decide"] is False and card["dry_run"] is None
+    assert record["approval_card"]["why_not"] == "token 'dashboard' lacks the 'approve' scope"
+    assert view["approval_card"]["why_not"] == "token 'runner' lacks the 'approve' scope"
 
 
 # --- the card in a browser --------------------------------------------------------------
@@ -287,7 +316,7 @@ async def test_card_approves_through_the_host(tmp_path: Path, llm, browser, host
         await host.screenshot("approval-card-approved.png")
         record = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
     assert record["status"] == "completed"
-    decision = next(s for s in record["steps"] if s["kind"] == "approval")
+    decision = [s for s in record["steps"] if s["kind"] == "approval"][-1]
     assert "approved" in decision["summary"] and "checked the list" in decision["summary"]
     console = host.console()
     assert not [m for m in console if "Content Security Policy" in m], console
@@ -321,7 +350,7 @@ async def test_card_rejects_with_a_reason_in_dark(tmp_path: Path, llm, browser,
         calls = await host.relay_calls(1)
         assert calls[0] == {"name": "approve", "arguments": {
             "run_id": run_id, "approved": False, "reason": HOSTILE}}
-        await host.until_card("return document.body.innerText.includes('Rejected')")
+        await host.until_card("return document.body.innerText.includes('You rejected')")
         with contextlib.suppress(TimeoutError):  # the card may follow the run once more
             await host.relay_calls(len(calls) + 1, timeout=5)
         record = (await client.call_tool("get_run", {"run_id": run_id})).structured_content
