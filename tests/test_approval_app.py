@@ -90,9 +90,11 @@ async def test_card_resource_and_the_tools_that_show_it(tmp_path: Path, llm) -> 
     assert "ui" not in (tools["list_runs"].meta or {})
 
 
-async def test_apps_host_gets_the_card_instead_of_a_question(tmp_path: Path, llm) -> None:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # handshake era; 2026-07-28
+async def test_apps_host_gets_the_card_instead_of_a_question(tmp_path: Path, llm,
+                                                             mode: str) -> None:
     asker = Asker()
-    async with front(tmp_path, llm, apps=True, asker=asker) as client:
+    async with front(tmp_path, llm, apps=True, asker=asker, mode=mode) as client:
         result = await client.call_tool_mcp("run", {"goal": DELETE_HOSTILE, "wait": True})
         view = result.structured_content
         again = (await client.call_tool_mcp("get_run", {"run_id": view["run_id"]}))
