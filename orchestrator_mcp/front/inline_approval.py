@@ -9,6 +9,7 @@ call of a destructive tool), in both protocol eras:
                     ctx.request_state (sealed by the SDK, bound to the call and caller)
 
 Only callers that may approve are asked: over HTTP that is a token with the `approve` scope.
+Hosts that render MCP Apps are not asked here: they show the approval card (approval_app.py).
 """
 
 from __future__ import annotations

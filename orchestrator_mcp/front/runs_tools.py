@@ -15,6 +15,7 @@ from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.agents import agent_names
+from orchestrator_mcp.front.approval_app import CARD_APP, shows_cards
 from orchestrator_mcp.front.inline_approval import (
     ApprovalAnswer,
     accepted_answer,
@@ -160,13 +161,15 @@ async def _decide(engine: RunEngine, record: RunRecord, answer: ApprovalAnswer,
                          decided_by=f"{_caller(ctx)} (inline)")
 
 
-async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> None:
+async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> bool:
+    """Decide with the answer a retried call carries; False when the user declined."""
     answer = accepted_answer(ctx) if ctx is not None else None
     if answer is None:
-        return
+        return False
     record = await engine.get(run_id)
     if record.status is RunStatus.AWAITING_APPROVAL:
         await _decide(engine, record, answer, ctx)
+    return True
 
 
 def _progress_reporter(ctx: Context | None) -> Any:
@@ -203,16 +206,18 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
                      idempotency_key: str | None = None) -> RunView:
     progress = _progress_reporter(ctx)
     resumed = ctx.request_state if ctx is not None else None
+    declined = False
     if resumed:  # modern era: the host retried with its user's answer
-        await _apply_inline_answer(engine, resumed, ctx)
+        declined = not await _apply_inline_answer(engine, resumed, ctx)
         record = await engine.wait(resumed, wait_seconds, on_progress=progress)
     else:
         record = await engine.submit(goal, profile, context,
                                      idempotency=_idempotency(idempotency_key))
         if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
-    while (wait and record.status is RunStatus.AWAITING_APPROVAL
-           and ctx is not None and can_ask(ctx)):
+    # A host that renders MCP Apps asks its user with the approval card the result shows.
+    while (wait and record.status is RunStatus.AWAITING_APPROVAL and not declined
+           and ctx is not None and can_ask(ctx) and not shows_cards(ctx)):
         if modern(ctx):
             return _input_required(record)  # type: ignore[return-value]
         answer = await ask(ctx, _approval_question(record))
@@ -225,7 +230,7 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
 
 def register_run_tools(mcp: FastMCP, engine: RunEngine,
                        workflows: WorkflowRuns | None = None) -> None:
-    @mcp.tool
+    @mcp.tool(app=CARD_APP)
     async def run(
         goal: Annotated[str, Field(description="what the run should achieve", min_length=1,
                                    max_length=10_000)],
@@ -253,7 +258,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
                 if name in engine.gateway.connections and name in engine.profiles]
 
     @mcp.tool(description=f"Ask a built-in agent ({', '.join(agent_names())}): a run with "
-              "that agent's profile, its tools and the runbooks.")
+              "that agent's profile, its tools and the runbooks.", app=CARD_APP)
     async def ask_agent(
         agent: Annotated[str, Field(description="an agent from list_agents", min_length=1,
                                     max_length=64)],
@@ -273,7 +278,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx,
                                 idempotency_key)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, app=CARD_APP)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:
         """A run with its steps (model calls, tool calls, approvals), answer and usage."""
         return await engine.get(run_id)
@@ -296,7 +301,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         """Cancel a run that has not ended."""
         return RunView.of(await engine.cancel(run_id))
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True), app=CARD_APP)
     async def approve(
         run_id: Annotated[str, Field(min_length=1, max_length=64)],
         approved: Annotated[bool, Field(strict=True, description="true runs the call")],
@@ -323,7 +328,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         definitions = workflows.definitions if workflows is not None else {}
         return [WorkflowInfo.of(name, w) for name, w in sorted(definitions.items())]
 
-    @mcp.tool
+    @mcp.tool(app=CARD_APP)
     async def run_workflow(
         name: Annotated[str, Field(min_length=1, max_length=64)],
         inputs: Annotated[dict[str, Any] | None, "values for the workflow's inputs"] = None,

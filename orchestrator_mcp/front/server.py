@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.config.http import HttpSettings
+from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval_card
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
 from orchestrator_mcp.front.passthrough import (
@@ -276,6 +277,8 @@ def build_front(
 
     if engine is not None:
         register_run_tools(mcp, engine, workflows)
+        register_approval_card(mcp)
+        mcp.add_middleware(ApprovalCards(gateway, audit))  # innermost: after scope checks
     if knowledge is not None:
         register_knowledge_tools(mcp, knowledge)
 
