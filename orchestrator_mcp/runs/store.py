@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from orchestrator_mcp.db import migrate
+from orchestrator_mcp.db.statements import insert_if_absent
 from orchestrator_mcp.db.tables import executors, run_events, run_steps, runs, tool_calls
 from orchestrator_mcp.runs.models import (
     PendingApproval,
@@ -109,21 +110,15 @@ class RunStore:
         """Record a new run; with its id already recorded nothing changes (one of many
         concurrent creates of an id wins). None when this call created it; otherwise the
         request hash kept with the run that was there ("" when it has none)."""
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         with self.engine.begin() as db:
-            created = db.execute(insert(runs).values(
-                id=record.id, goal=record.goal, profile=record.profile,
+            created = insert_if_absent(
+                db, runs, id=record.id, goal=record.goal, profile=record.profile,
                 status=record.status.value, parent_id=record.parent_id,
                 workflow=record.workflow, source=record.source,
                 context=_dumps(record.context), created_at=record.created_at,
                 updated_at=record.updated_at, usage=record.usage.model_dump_json(), seq=1,
-                request_hash=request_hash,
-            ).on_conflict_do_nothing(index_elements=["id"]).returning(runs.c.id)).first()
-            if created is None:
+                request_hash=request_hash)
+            if not created:
                 kept = db.execute(sa.select(runs.c.request_hash).where(
                     runs.c.id == record.id)).scalar()
                 return kept or ""
