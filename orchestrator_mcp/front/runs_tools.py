@@ -34,6 +34,8 @@ from orchestrator_mcp.runs.models import (
     Usage,
     parse_since,
 )
+from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
+from orchestrator_mcp.runs.routing import AgentCard, choose_agent
 from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.workflows.definitions import WorkflowDef
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -203,7 +205,8 @@ def _idempotency(key: str | None) -> Idempotency | None:
 
 async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[str, Any] | None,
                      wait: bool, wait_seconds: float, ctx: Context | None,
-                     idempotency_key: str | None = None) -> RunView:
+                     idempotency_key: str | None = None,
+                     asked: dict[str, Any] | None = None) -> RunView:
     progress = _progress_reporter(ctx)
     resumed = ctx.request_state if ctx is not None else None
     declined = False
@@ -212,7 +215,7 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
         record = await engine.wait(resumed, wait_seconds, on_progress=progress)
     else:
         record = await engine.submit(goal, profile, context,
-                                     idempotency=_idempotency(idempotency_key))
+                                     idempotency=_idempotency(idempotency_key), asked=asked)
         if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
     # A host that renders MCP Apps asks its user with the approval card the result shows.
@@ -258,10 +261,12 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
                 if name in engine.gateway.connections and name in engine.profiles]
 
     @mcp.tool(description=f"Ask a built-in agent ({', '.join(agent_names())}): a run with "
-              "that agent's profile, its tools and the runbooks.", app=CARD_APP)
+              "that agent's profile, its tools and the runbooks. agent='auto' picks the "
+              "agent for the task (the choice and its reason are in the run's "
+              "context.routing; name the agent to override it).", app=CARD_APP)
     async def ask_agent(
-        agent: Annotated[str, Field(description="an agent from list_agents", min_length=1,
-                                    max_length=64)],
+        agent: Annotated[str, Field(description="an agent from list_agents, or 'auto'",
+                                    min_length=1, max_length=64)],
         task: Annotated[str, Field(description="what the agent should find out or do",
                                    min_length=1, max_length=10_000)],
         context: Annotated[dict[str, Any] | None, "extra facts for the agent"] = None,
@@ -270,13 +275,24 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
-        if agent not in agent_names() or agent not in engine.gateway.connections:
-            enabled = [n for n in agent_names() if n in engine.gateway.connections]
+        enabled = [n for n in agent_names()
+                   if n in engine.gateway.connections and n in engine.profiles]
+        asked = None
+        if agent == "auto" and enabled:
+            route = await choose_agent(task, [
+                AgentCard(name, engine.profiles[name].description,
+                          [(t.name, t.tool.description or "")
+                           for t in engine.gateway.catalog.for_server(name)])
+                for name in enabled], engine.model_for(DEFAULT_PROFILE))
+            asked = {"kind": "run", "goal": task, "profile": "auto", "context": context or {}}
+            context = {**(context or {}), "routing": route.model_dump()}
+            agent = route.agent
+        if agent not in enabled:
             raise ToolError(f"unknown or disabled agent {agent!r}; enabled agents: "
                             f"{', '.join(enabled) or 'none'} (enable them under agents: in "
-                            "servers.yaml)")
+                            "servers.yaml), or 'auto'")
         return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx,
-                                idempotency_key)
+                                idempotency_key, asked)
 
     @mcp.tool(annotations=READ_ONLY, app=CARD_APP)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:

@@ -24,6 +24,8 @@ from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.config.environment import environment
 from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.llm import LLMProvider
+from orchestrator_mcp.llm.types import LLMNotConfigured
 from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
 from orchestrator_mcp.runs.errors import (
     RunConflict,
@@ -340,6 +342,13 @@ class RunEngine:
             known = ", ".join(sorted(self.profiles))
             raise RunError(f"unknown profile '{name}'; profiles: {known}") from None
 
+    def model_for(self, profile: str) -> LLMProvider | None:
+        """The model a profile's runs use, or None when none is configured."""
+        try:
+            return self._provider_for(self.profile(profile))
+        except LLMNotConfigured:
+            return None
+
     async def submit(
         self,
         goal: str,
@@ -350,11 +359,14 @@ class RunEngine:
         source: str = "mcp",
         run_id: str | None = None,
         idempotency: Idempotency | None = None,
+        asked: dict[str, Any] | None = None,
     ) -> RunRecord:
         """Queue a run. With `run_id`, submitting the same id again changes nothing; with
-        `idempotency`, the same key and request give the run the first submission made."""
+        `idempotency`, the same key and request give the run the first submission made
+        (`asked`: what the caller asked, when the engine is given something derived from
+        it, e.g. the agent a router picked)."""
         record = await self.create(goal, profile, context, parent_id=parent_id, source=source,
-                                   run_id=run_id, idempotency=idempotency)
+                                   run_id=run_id, idempotency=idempotency, asked=asked)
         await self.enqueue(record.id)  # again for a replay: a no-op, or the lost first one
         return record
 
@@ -368,6 +380,7 @@ class RunEngine:
         source: str = "mcp",
         run_id: str | None = None,
         idempotency: Idempotency | None = None,
+        asked: dict[str, Any] | None = None,
     ) -> RunRecord:
         """Validate and record a run without queueing it (a workflow queues its child runs
         itself, so that DBOS records them as its children)."""
@@ -386,7 +399,7 @@ class RunEngine:
         record = RunRecord(id=run_id or f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
-        return await self._record(record, idempotency, {
+        return await self._record(record, idempotency, asked or {
             "kind": "run", "goal": goal, "profile": profile, "context": context or {}})
 
     async def submit_record(self, record: RunRecord, *, kind: str,
