@@ -194,8 +194,9 @@ class RunEngine:
             else:
                 from dbos import DBOS, DBOSClient
 
-                if self.database.shared:  # a front may start before any worker created them
-                    await asyncio.to_thread(DBOS.migrate, self._dbos_url)
+                # A front, or the CLI beside a server still starting, may come before any
+                # executor created DBOS's tables.
+                await asyncio.to_thread(DBOS.migrate, self._dbos_url)
                 self._client = await asyncio.to_thread(
                     DBOSClient, system_database_url=self._dbos_url)
         except Exception as exc:  # noqa: BLE001 - reported on every run call instead
