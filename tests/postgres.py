@@ -34,9 +34,10 @@ def _as_owner(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster() -> Iterator[str]:
-    """Start a cluster; yields the server URL without a database name
-    (postgresql://orch@127.0.0.1:PORT). Stopped (and deleted) on exit."""
+def cluster(settings: str = "") -> Iterator[str]:
+    """Start a cluster (`settings`: more `-c name=value` server options); yields the server
+    URL without a database name (postgresql://orch@127.0.0.1:PORT). Stopped (and deleted)
+    on exit."""
     binaries = bin_dir()
     assert binaries is not None, "PostgreSQL is not installed (.ci/run installs it)"
     root = Path(tempfile.mkdtemp(prefix="orch-pg-"))
@@ -48,7 +49,7 @@ def cluster() -> Iterator[str]:
                               "-A", "trust", "--no-sync", "-E", "UTF8"]),
                    check=True, capture_output=True)
     options = (f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off "
-               "-c max_connections=300 -c shared_buffers=64MB")
+               f"-c max_connections=300 -c shared_buffers=64MB {settings}")
     subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
                               "-l", str(root / "server.log"), "-w", "start"]),
                    check=True, capture_output=True)
