@@ -65,6 +65,7 @@ class Sample:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-seconds per run, by process
     statements: float | None = None  # database round trips per run
     transactions: float | None = None
+    top: list[tuple[float, str]] = field(default_factory=list)  # statements per run, by text
 
 
 def write_config(folder: Path, concurrency: int) -> Path:
@@ -108,6 +109,19 @@ def database_counters(url: str) -> tuple[float, float]:
         transactions = db.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
                                   "WHERE datname = current_database()").fetchone()[0]
     return float(statements), float(transactions)
+
+
+def top_statements(url: str, runs: int, count: int = 8) -> list[tuple[float, str]]:
+    """The statements run most often in this database (it is new for each measurement)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
+            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) ORDER BY calls DESC LIMIT %s",
+            (count,)).fetchall()
+    return [(calls / runs, text) for calls, text in rows]
 
 
 def pin(process: psutil.Process | None, core: int) -> None:
@@ -168,6 +182,7 @@ async def measure(config_dir: Path, data_dir: Path, workers: int, runs: int,
             statements, transactions = database_counters(database)
             sample.statements = (statements - counters[0]) / runs
             sample.transactions = (transactions - counters[1]) / runs
+            sample.top = top_statements(database, runs)
         await engine.stop()
         return sample
     finally:
@@ -260,6 +275,10 @@ async def main() -> None:
         print(f"  CPU {name:<9} {spread([s.cpu[name] * 1000 for s in first], 1)} ms")
     print(f"  statements (round trips) {spread([s.statements or 0 for s in first], 1)}, "
           f"transactions {spread([s.transactions or 0 for s in first], 1)}")
+    print("  most frequent statements (per run, last round; includes start-up and idle "
+          "polling):")
+    for per_run, text in first[-1].top:
+        print(f"    {per_run:6.1f}  {text}")
     print("\nscale model (one core per worker, PostgreSQL and the client one core each):")
     for line in model(cpu, sorted({*counts, 1, 2, 4, 8})):
         print(line)

@@ -67,7 +67,6 @@ RUN_QUEUE = "orchestrator_runs"
 # Runs started by other runs (delegations, workflow agent steps) queue apart, so parents
 # waiting for their children can never take every slot the children need.
 CHILD_QUEUE = "orchestrator_child_runs"
-QUEUE_POLL_SECONDS = 0.02  # a run starts within 20 ms of its submission
 # Durable work beside runs (`start_durable`: alert deliveries, storm summaries) queues
 # apart with no concurrency limit: it mostly waits for a run to end, so it must never hold
 # the slots runs need.
@@ -185,7 +184,7 @@ class RunEngine:
                         queue, worker_concurrency=self.settings.worker_concurrency,
                         concurrency=(self.settings.global_concurrency
                                      if self.database.shared else None),
-                        polling_interval_sec=QUEUE_POLL_SECONDS)
+                        polling_interval_sec=self.settings.queue_poll_seconds)
                 await DBOS.register_queue_async(BACKGROUND_QUEUE)
                 if self.database.shared:
                     await asyncio.to_thread(self._beat)
