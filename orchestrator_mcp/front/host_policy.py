@@ -193,29 +193,40 @@ class HostCallGuard:
         return "\n".join(lines)
 
     async def _preview(self, name: str, arguments: dict[str, Any]) -> str | None:
-        """The tool's dry run with the same arguments, where it has one."""
-        dry_run = PREVIEWS.get(name)
-        if dry_run is None or dry_run not in self._gateway.catalog.tools:
-            return None
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            result = await self._gateway.call_tool(dry_run, arguments)
-            outcome = "tool_error" if result.is_error else "ok"
-        except Exception as exc:  # noqa: BLE001 - the question still goes out, saying so
-            return f"Dry run ({dry_run}) failed: {exc}"
-        finally:
-            if self._audit is not None:
-                self._audit(dry_run, arguments, f"dry run; {outcome}",
-                            time.perf_counter() - started)
-        structured = result.structured_content or {}
-        text = structured.get("diff") if isinstance(structured.get("diff"), str) else None
-        if text is None:
-            text = "\n".join(getattr(c, "text", "") for c in result.content)
-        if len(text) > MAX_PREVIEW_CHARS:
-            text = text[:MAX_PREVIEW_CHARS] + "\n... (cut)"
-        failed = " FAILED" if result.is_error else ""
-        return f"Dry run ({dry_run}){failed}:\n{text}"
+        return await dry_run_preview(self._gateway, name, arguments, self._audit)
+
+
+def preview_tool(gateway: Gateway, name: str) -> str | None:
+    """The dry-run tool of `name` when the catalog has it (`ansible_run` -> `ansible_check`)."""
+    dry_run = PREVIEWS.get(name)
+    return dry_run if dry_run is not None and dry_run in gateway.catalog.tools else None
+
+
+async def dry_run_preview(gateway: Gateway, name: str, arguments: dict[str, Any],
+                          audit: Callable[..., None] | None = None) -> str | None:
+    """The tool's dry run with the same arguments, where it has one; `audit(tool,
+    arguments, outcome, seconds)` records the call."""
+    dry_run = preview_tool(gateway, name)
+    if dry_run is None:
+        return None
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await gateway.call_tool(dry_run, arguments)
+        outcome = "tool_error" if result.is_error else "ok"
+    except Exception as exc:  # noqa: BLE001 - the question still goes out, saying so
+        return f"Dry run ({dry_run}) failed: {exc}"
+    finally:
+        if audit is not None:
+            audit(dry_run, arguments, f"dry run; {outcome}", time.perf_counter() - started)
+    structured = result.structured_content or {}
+    text = structured.get("diff") if isinstance(structured.get("diff"), str) else None
+    if text is None:
+        text = "\n".join(getattr(c, "text", "") for c in result.content)
+    if len(text) > MAX_PREVIEW_CHARS:
+        text = text[:MAX_PREVIEW_CHARS] + "\n... (cut)"
+    failed = " FAILED" if result.is_error else ""
+    return f"Dry run ({dry_run}){failed}:\n{text}"
 
 
 def _declined(name: str, reason: str) -> Decision:

@@ -24,6 +24,7 @@ from orchestrator_mcp.front.inline_approval import (
     modern,
 )
 from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.runs.errors import RunError
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunRecord,
@@ -206,6 +207,18 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
     return RunView.of(record)
 
 
+def enabled_agents(engine: RunEngine) -> list[str]:
+    """The built-in agents this server has (those `ask_agent` can ask)."""
+    return [n for n in agent_names() if n in engine.gateway.connections]
+
+
+def check_agent(engine: RunEngine, agent: str) -> None:
+    if agent not in enabled_agents(engine):
+        raise RunError(f"unknown or disabled agent {agent!r}; enabled agents: "
+                       f"{', '.join(enabled_agents(engine)) or 'none'} (enable them under "
+                       "agents: in servers.yaml)")
+
+
 def register_run_tools(mcp: FastMCP, engine: RunEngine,
                        workflows: WorkflowRuns | None = None) -> None:
     @mcp.tool
@@ -245,11 +258,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
         ctx: Context | None = None,
     ) -> RunView:
-        if agent not in agent_names() or agent not in engine.gateway.connections:
-            enabled = [n for n in agent_names() if n in engine.gateway.connections]
-            raise ToolError(f"unknown or disabled agent {agent!r}; enabled agents: "
-                            f"{', '.join(enabled) or 'none'} (enable them under agents: in "
-                            "servers.yaml)")
+        check_agent(engine, agent)
         return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx)
 
     @mcp.tool(annotations=READ_ONLY)
