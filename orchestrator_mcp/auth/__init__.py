@@ -4,10 +4,11 @@ from orchestrator_mcp.auth.scopes import (
     ROUTE_SCOPES,
     TOOL_SCOPES,
     Principal,
+    is_public_page,
     required_route_scope,
     required_tool_scope,
 )
 from orchestrator_mcp.auth.tokens import TokenTable, bearer_credentials
 
 __all__ = ["ROUTE_SCOPES", "TOOL_SCOPES", "Principal", "TokenTable", "bearer_credentials",
-           "required_route_scope", "required_tool_scope"]
+           "is_public_page", "required_route_scope", "required_tool_scope"]
