@@ -323,13 +323,20 @@ def test_an_approver_approves_with_modified_arguments_and_watches_the_run_end(
     screenshot(browser, "approval-light")
     css(browser, "#run button.approve").click()
     # live: the page follows the run to its end without a reload
-    wait_for(lambda: css(browser, "#run .run-state").get_attribute("data-finished") == "true",
+    wait_for(lambda: css(browser, "#live").get_attribute("data-mode") == "ended",
              what="the run to end on the page")
+    assert css(browser, "#run .run-state").get_attribute("data-finished") == "true"
     page = css(browser, "#run").text
     assert "value is 7" in page
     assert "approved by http:approver: seven is the agreed value" in page
     record = run_until(served, run_id, "completed")
     assert "value is 7" in record["answer"]
+    # the run stream where the server has one (GET /runs/{id}/stream), else polling
+    with httpx2.Client(base_url=served, timeout=30) as http:
+        streams = http.get(f"/runs/{run_id}/stream", headers=bearer(READER)).headers.get(
+            "content-type", "").startswith("text/event-stream")
+    followed_by = css(browser, "#live").get_attribute("data-followed-by")
+    assert followed_by == ("stream" if streams else "poll")
     screenshot(browser, "run-light")
 
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
@@ -396,4 +403,3 @@ def test_a_runner_starts_a_run_from_the_form(served: str, browser: Any) -> None:
              what="the run to end")
     text = css(browser, "#run").text
     assert "counter_add: ok" in text and "DONE" in text and "OPS-7" in text
-

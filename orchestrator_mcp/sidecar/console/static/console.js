@@ -103,6 +103,14 @@ function isEditing(element) {
 
 function load(element) { htmx.trigger(element, "console:load"); }
 
+function loadAndWait(element) {
+  return new Promise((resolve) => {
+    element.addEventListener("htmx:afterSettle", () => resolve(), { once: true });
+    load(element);
+    setTimeout(resolve, 5000);
+  });
+}
+
 function refreshSoon(element) {
   if (element._refreshing) return;
   element._refreshing = true;
@@ -166,6 +174,14 @@ async function* sseEvents(body) {
 
 /* Follow GET /runs/{id}/stream and refresh the run on each event; where the server has
    no stream (404), re-read the run every 2 s until it ends. */
+function liveMode(mode, text) {
+  const shown = byId("live");
+  if (!shown) return;
+  shown.dataset.mode = mode;
+  if (mode === "stream" || mode === "poll") shown.dataset.followedBy = mode;
+  shown.textContent = text;
+}
+
 async function followRun(element) {
   const url = "/runs/" + encodeURIComponent(element.dataset.runId) + "/stream";
   let lastId = null;
@@ -180,24 +196,32 @@ async function followRun(element) {
       continue;
     }
     const type = response.headers.get("content-type") || "";
+    if (response.status === 401) { signOut("Your token was refused; sign in again."); return; }
     if (!response.ok || !type.startsWith("text/event-stream") || !response.body) {
       return pollRun(element);
     }
+    liveMode("stream", "● live");
     try {
       for await (const event of sseEvents(response.body)) {
         if (event.id !== null) lastId = event.id;
         refreshSoon(element);
-        if (event.event === "end") return;
+        if (event.event === "end") {
+          await loadAndWait(element);
+          liveMode("ended", "run ended");
+          return;
+        }
       }
     } catch (e) { /* the connection dropped: reconnect from lastId */ }
+    liveMode("reconnecting", "reconnecting…");
     await sleep(1000);
   }
 }
 
 function pollRun(element) {
+  liveMode("poll", "refreshing every 2 s");
   const timer = setInterval(() => {
     if (!me) return;
-    if (finished(element)) { clearInterval(timer); return; }
+    if (finished(element)) { clearInterval(timer); liveMode("ended", "run ended"); return; }
     if (!isEditing(element)) load(element);
   }, 2000);
 }
