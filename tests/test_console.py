@@ -216,6 +216,19 @@ def test_vendored_htmx_is_the_pinned_version() -> None:
     assert f'version:"{pinned}"' in vendored, "copy dist/htmx.min.js of the pinned version"
 
 
+def test_every_template_and_asset_ships_in_the_wheel() -> None:
+    import tomllib
+    from fnmatch import fnmatch
+
+    package = STATIC.parent
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["orchestrator_mcp.sidecar.console"]
+    files = [p.relative_to(package).as_posix() for folder in ("templates", "static")
+             for p in (package / folder).rglob("*") if p.is_file()]
+    assert files and all(any(fnmatch(f, g) and f.count("/") == g.count("/") for g in globs)
+                         for f in files), files
+
+
 # ---- a real browser --------------------------------------------------------------------------
 
 
