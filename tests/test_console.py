@@ -42,12 +42,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         tmp / "config",
         {"counter": {"command": sys.executable,
                      "args": [str(COUNTER_SERVER), "--count-file", str(count_file)]}},
+        agents={"ansible": {"playbooks_dir": str(REPO / "playbooks")}},
         http={"tokens": [{"name": "reader", "token": READER, "scopes": ["read"]},
                          {"name": "approver", "token": APPROVER,
                           "scopes": ["read", "approve"]},
                          {"name": "runner", "token": RUNNER, "scopes": ["run"]}]})
-    (config / "profiles.yaml").write_text(yaml.safe_dump({"profiles": {
-        "default": {"role": "Test planner.", "approval": {"require": ["counter_append"]}}}}))
+    (config / "profiles.yaml").write_text(yaml.safe_dump({
+        "profiles": {"default": {"role": "Test planner.",
+                                 "approval": {"require": ["counter_append"]}}},
+        "workflows": {"sum-up": {
+            "description": f"Adds two numbers {HOSTILE}", "profile": "default",
+            "inputs": {"a": {"type": "integer", "required": True},
+                       "b": {"type": "integer", "default": 2},
+                       "tags": {"type": "array", "description": "labels"}},
+            "steps": [{"id": "add", "tool": "counter_add",
+                       "arguments": {"a": "{{ inputs.a }}", "b": "{{ inputs.b }}"}}]}}}))
     with FakeOpenAI() as llm:
         env = {k: v for k, v in os.environ.items() if k != "ORCH_HTTP_TOKEN"}
         env.update(llm.env(), ORCH_HTTP_TOKEN=MAIN)
@@ -171,6 +180,8 @@ def test_hostile_console_requests(served: str) -> None:
             assert answer.status_code == 400, (query, answer.text)
         assert http.get("/console/api/runs/" + "r" * 5000).status_code == 404
         assert http.get("/console/runs/" + "r" * 5000).status_code == 404
+        shell = http.get("/console/runs/%22%3E%3Cscript%3Ealert(1)%3Cb%3E")
+        assert shell.status_code == 200 and "<script>alert" not in shell.text
         missing = http.get("/console/api/runs/run_nope")
         assert missing.status_code == 404 and "no run 'run_nope'" in missing.json()["detail"]
         assert http.get("/console/api/search", params={"q": "x" * 3000}).status_code == 400
@@ -189,6 +200,51 @@ def test_hostile_console_requests(served: str) -> None:
             answer = http.post("/console/api/workflows", content=content)
             assert answer.status_code == 400, answer.text
         assert http.get("/console/static/../app.py").status_code == 404
+
+
+def test_the_dry_run_of_a_pending_call_is_shown_on_request(served: str,
+                                                           tmp_path: Path) -> None:
+    pytest.importorskip("ansible_runner")
+    target = tmp_path / "app-logs"
+    target.mkdir()
+    month_ago = time.time() - 30 * 86400
+    for name in ("old.log", "new.log"):
+        (target / name).write_text(name)
+    os.utime(target / "old.log", (month_ago, month_ago))
+    arguments = {"playbook": "clean-old-files", "extra_vars": {"target_dir": str(target)}}
+    run_id = start_run(served, f"CALL ansible_run {json.dumps(arguments)}")
+    run_until(served, run_id, "awaiting_approval")
+    with httpx2.Client(base_url=served, timeout=120) as http:
+        inbox = http.get("/console/api/approvals", headers=bearer(APPROVER)).text
+        assert "Dry run (ansible_check)" in inbox
+        assert "Dry run" not in http.get("/console/api/approvals", headers=bearer(READER)).text
+        preview = http.post(f"/console/api/approvals/{run_id}/preview",
+                            headers=bearer(APPROVER))
+        assert preview.status_code == 200, preview.text
+        assert "1 task(s) would change" in preview.text and "old.log" in preview.text
+        assert {p.name for p in target.iterdir()} == {"old.log", "new.log"}
+        http.post(f"/approvals/{run_id}", headers=bearer(APPROVER), json={"approved": False})
+        run_until(served, run_id, "completed")
+        late = http.post(f"/console/api/approvals/{run_id}/preview", headers=bearer(APPROVER))
+        assert late.status_code == 409 and "not waiting" in late.json()["detail"]
+
+
+def test_workflows_and_agents_start_through_the_front_tools_checks(served: str) -> None:
+    with httpx2.Client(base_url=served, headers=bearer(RUNNER), timeout=30) as http:
+        bad = http.post("/console/api/workflows", json={"name": "sum-up",
+                                                        "inputs": {"a": "three"}})
+        assert bad.status_code == 400 and "input 'a' must be a integer" in bad.text
+        missing = http.post("/console/api/workflows", json={"name": "sum-up", "inputs": {}})
+        assert missing.status_code == 400 and "input 'a' is required" in missing.text
+        started = http.post("/console/api/workflows", json={"name": "sum-up",
+                                                            "inputs": {"a": "3"}})
+        assert started.status_code == 201, started.text
+        assert started.headers["location"] == f"/console/runs/{started.json()['run_id']}"
+        asked = http.post("/console/api/agents", json={"agent": "system", "task": "uptime?"})
+        assert asked.status_code == 201, asked.text
+    record = run_until(served, started.json()["run_id"], "completed")
+    assert record["source"] == "console" and record["workflow"] == "sum-up"
+    assert run_until(served, asked.json()["run_id"], "completed", "failed")["profile"] == "system"
 
 
 def test_modified_arguments_are_checked_against_the_tool_schema(served: str) -> None:
@@ -397,6 +453,34 @@ def test_a_reader_sees_no_decisions_and_is_refused_when_posting_one(
     assert run_until(served, run_id, "awaiting_approval")
     with httpx2.Client(base_url=served) as http:
         http.post(f"/approvals/{run_id}", headers=bearer(MAIN), json={"approved": False})
+
+
+def test_a_workflow_form_is_made_from_its_inputs(served: str, browser: Any) -> None:
+    sign_in(browser, served, MAIN)
+    browser.get(served + "/console/start")
+    summary = wait_for(lambda: css(browser, "details.workflow summary"), what="workflows")
+    assert "<script>" in summary.text  # shown as text, not run
+    summary.click()
+    form = css(browser, "form[data-kind=workflow]")
+    fields = {f.get_attribute("name"): f for f in form.find_elements("css selector", "[name]")}
+    assert set(fields) == {"input:a", "input:b", "input:tags"}
+    assert fields["input:a"].get_attribute("type") == "number"
+    assert fields["input:b"].get_attribute("placeholder") == "2"
+    fields["input:tags"].send_keys('{"not": "a list"}')
+    form.find_element("css selector", "button").click()
+    assert "tags: must be a JSON array" in wait_for(
+        lambda: form.find_element("css selector", ".problems").text)
+    fields["input:tags"].clear()
+    fields["input:tags"].send_keys('["x"]')
+    form.find_element("css selector", "button").click()
+    assert "input 'a' is required" in wait_for(
+        lambda: form.find_element("css selector", ".problems").text)  # the server's check
+    fields["input:a"].send_keys("40")
+    form.find_element("css selector", "button").click()
+    wait_for(lambda: "/console/runs/wf_" in browser.current_url, what="the workflow run page")
+    wait_for(lambda: css(browser, "#live").get_attribute("data-mode") == "ended",
+             what="the workflow run to end")
+    assert "counter_add" in css(browser, "#run").text
 
 
 def test_a_runner_starts_a_run_from_the_form(served: str, browser: Any) -> None:
