@@ -129,6 +129,9 @@ def test_page_shells_hold_no_data_and_every_fragment_needs_a_token(served: str) 
             assert http.post(path, json={}).status_code == 401, path
         listed = http.get("/console/api/runs", headers=bearer(READER))
         assert listed.status_code == 200 and run_id in listed.text
+        assert "Newer" not in listed.text
+        later = http.get("/console/api/runs", headers=bearer(READER), params={"offset": 1})
+        assert "Newer" in later.text and "offset=0" in later.text
 
 
 def test_each_console_route_needs_its_scope(served: str) -> None:
@@ -475,6 +478,7 @@ def test_a_workflow_form_is_made_from_its_inputs(served: str, browser: Any) -> N
     form.find_element("css selector", "button").click()
     assert "input 'a' is required" in wait_for(
         lambda: form.find_element("css selector", ".problems").text)  # the server's check
+    screenshot(browser, "start-light")
     fields["input:a"].send_keys("40")
     form.find_element("css selector", "button").click()
     wait_for(lambda: "/console/runs/wf_" in browser.current_url, what="the workflow run page")
@@ -500,3 +504,24 @@ def test_a_runner_starts_a_run_from_the_form(served: str, browser: Any) -> None:
              what="the run to end")
     text = css(browser, "#run").text
     assert "counter_add: ok" in text and "DONE" in text and "OPS-7" in text
+    run_id = browser.current_url.rsplit("/", 1)[1]
+
+    browser.get(served + "/console/runs")
+    wait_for(lambda: css(browser, f"#runs a[href='/console/runs/{run_id}']"), what="runs")
+    from selenium.webdriver.support.ui import Select
+
+    Select(css(browser, "#run-filters select[name=status]")).select_by_value(
+        "awaiting_approval")
+    wait_for(lambda: not all_css(browser, f"#runs a[href='/console/runs/{run_id}']"),
+             what="the filter to drop the completed run")
+    statuses = {e.text for e in all_css(browser, "#runs .badge")}
+    assert statuses <= {"awaiting approval"}, statuses
+    browser.set_window_size(390, 844)
+    try:
+        Select(css(browser, "#run-filters select[name=status]")).select_by_value("")
+        wait_for(lambda: css(browser, f"#runs a[href='/console/runs/{run_id}']"), what="all")
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 400, f"the runs page is {width} px wide on a 390 px phone"
+        screenshot(browser, "runs-phone-light")
+    finally:
+        browser.set_window_size(1280, 900)
