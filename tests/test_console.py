@@ -188,6 +188,9 @@ def test_hostile_console_requests(served: str) -> None:
         missing = http.get("/console/api/runs/run_nope")
         assert missing.status_code == 404 and "no run 'run_nope'" in missing.json()["detail"]
         assert http.get("/console/api/search", params={"q": "x" * 3000}).status_code == 400
+        # the first search of a process opens LanceDB: seconds on a busy machine
+        nothing = http.get("/console/api/search", params={"q": "disk full"}, timeout=120)
+        assert nothing.status_code == 400 and "unknown collection" in nothing.json()["detail"]
         for path, body in (("/console/api/workflows", {"name": "ghost"}),
                            ("/console/api/agents", {"agent": "ghost", "task": "x"}),
                            ("/console/api/agents", {"agent": "system", "task": ""}),
@@ -479,6 +482,10 @@ def test_a_workflow_form_is_made_from_its_inputs(served: str, browser: Any) -> N
     assert "input 'a' is required" in wait_for(
         lambda: form.find_element("css selector", ".problems").text)  # the server's check
     screenshot(browser, "start-light")
+    css(browser, "#search-q").send_keys("disk full")
+    css(browser, "form.search button").click()
+    assert "unknown collection 'runbooks'" in wait_for(
+        lambda: css(browser, "#search-hits .error").text)  # shown where it was asked
     fields["input:a"].send_keys("40")
     form.find_element("css selector", "button").click()
     wait_for(lambda: "/console/runs/wf_" in browser.current_url, what="the workflow run page")

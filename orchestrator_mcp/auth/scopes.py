@@ -45,7 +45,6 @@ ROUTE_SCOPES: dict[str, dict[str, Scope]] = {
     "/runs": {"GET": "read", "POST": "run"},
     # The console's data: fragments to read, forms that start work, decisions.
     "/console/api": {"GET": "read"},
-    "/console/api/runs": {"GET": "read", "POST": "run"},
     "/console/api/workflows": {"POST": "run"},
     "/console/api/agents": {"POST": "run"},
     "/console/api/approvals": {"GET": "read", "POST": "approve"},

@@ -379,7 +379,15 @@ document.addEventListener("htmx:responseError", async (event) => {
     const body = JSON.parse(xhr.responseText);
     lines = Array.isArray(body.detail) ? body.detail.map((d) => d.field + ": " + d.problem) : [String(body.detail)];
   } catch (e) { /* not JSON */ }
-  flash(lines);
+  const target = event.detail.target;
+  if (target && target.hasAttribute("data-show-errors")) {  // next to what was asked
+    const shown = document.createElement("div");
+    shown.className = "error";
+    target.replaceChildren(shown);
+    showProblems(shown, lines);
+  } else {
+    flash(lines);
+  }
 });
 
 document.addEventListener("htmx:afterSwap", () => flash([]));
