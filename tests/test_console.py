@@ -438,6 +438,17 @@ def test_a_reader_sees_no_decisions_and_is_refused_when_posting_one(
         served: str, browser: Any) -> None:
     run_id = start_run(served, 'CALL counter_bump {}')
     run_until(served, run_id, "awaiting_approval")
+    browser.get(served + "/console/approvals")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    field = wait_for(lambda: css(browser, "#token") if css(browser, "#token").is_displayed()
+                     else None, what="the sign-in form")
+    field.send_keys("not-a-token-0123456789")
+    css(browser, "#signin-form button").click()
+    assert "invalid bearer token" in wait_for(lambda: css(browser, "#signin-error").text)
+    assert not css(browser, "#content").is_displayed()
+    assert browser.execute_script(
+        "return sessionStorage.getItem('orchestrator-console-token')") is None
     sign_in(browser, served, READER)
     browser.get(served + "/console/approvals")
     card = wait_for(lambda: css(browser, f".approval[data-run-id='{run_id}']"),
@@ -456,6 +467,12 @@ def test_a_reader_sees_no_decisions_and_is_refused_when_posting_one(
     """, run_id, "orchestrator-console-token")
     assert answer["status"] == 403
     assert "lacks the 'approve' scope" in answer["body"]["detail"]
+    css(browser, "#sign-out").click()
+    wait_for(lambda: css(browser, "#token").is_displayed(), what="signed out")
+    assert browser.execute_script(
+        "return sessionStorage.getItem('orchestrator-console-token')") is None
+    assert not css(browser, "#content").is_displayed()
+    assert browser.get_cookies() == []  # no cookie anywhere: nothing to forge
     assert run_until(served, run_id, "awaiting_approval")
     with httpx2.Client(base_url=served) as http:
         http.post(f"/approvals/{run_id}", headers=bearer(MAIN), json={"approved": False})
