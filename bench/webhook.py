@@ -3,9 +3,11 @@ accepted notification is accounted for. Peer: a bare Starlette endpoint that par
 JSON and answers 200 (the floor for any Python webhook), in the same run.
 
 Mix: new groups, Alertmanager retries of the same notification, the same group firing
-again (dedup), and resolutions of earlier groups.
+again (dedup), and resolutions of earlier groups. Both endpoints take the same slice of the
+workload in turn, round after round (each round its own groups); figures are medians over
+the rounds with their min–max, the ratio taken within each round.
 
-    python bench/webhook.py [--notifications 3000] [--concurrency 20]
+    python bench/webhook.py [--notifications 3000] [--concurrency 20] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx2
 import yaml
+from _figures import machine, spread
 
 TOKEN = "bench-token-0123456789"
 FLOOR_APP = """
@@ -72,26 +75,27 @@ def notification(group: int, status: str, fire: int) -> dict[str, Any]:
             "externalURL": "http://am", "truncatedAlerts": 0, "alerts": [alert]}
 
 
-def workload(total: int, seed: int = 7) -> list[bytes]:
-    """40% new groups, 25% retries, 20% re-fires of open groups, 15% resolutions."""
+def workload(total: int, seed: int = 7, first_group: int = 0) -> list[bytes]:
+    """40% new groups, 25% retries, 20% re-fires of open groups, 15% resolutions; groups
+    numbered after `first_group`."""
     rng = random.Random(seed)
     bodies: list[bytes] = []
-    groups = 0
+    groups = first_group
     fires: dict[int, int] = {}
     while len(bodies) < total:
         roll = rng.random()
-        if roll < 0.40 or groups == 0:
+        if roll < 0.40 or groups == first_group:
             groups += 1
             fires[groups] = 0
             bodies.append(json.dumps(notification(groups, "firing", 0)).encode())
         elif roll < 0.65:
             bodies.append(bodies[rng.randrange(len(bodies))])
         elif roll < 0.85:
-            group = rng.randint(1, groups)
+            group = rng.randint(first_group + 1, groups)
             fires[group] += 1
             bodies.append(json.dumps(notification(group, "firing", fires[group])).encode())
         else:
-            group = rng.randint(1, groups)
+            group = rng.randint(first_group + 1, groups)
             bodies.append(json.dumps(notification(group, "resolved", fires[group])).encode())
     return bodies
 
@@ -143,16 +147,14 @@ def audit(data: Path, timeout: float = 120) -> dict[str, int]:
     return dict(rows)
 
 
-def report(name: str, elapsed: float, latencies: list[float], count: int) -> float:
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    rate = count / elapsed
-    print(f"{name:<28} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f}")
-    return rate
+def percentile(latencies: list[float], share: float) -> float:
+    return latencies[max(int(len(latencies) * share) - 1, 0)] * 1000
 
 
 async def main(args: argparse.Namespace) -> None:
-    bodies = workload(args.notifications)
+    per_round = args.notifications // args.rounds
+    rounds = [workload(per_round, seed=7 + r, first_group=r * per_round)
+              for r in range(args.rounds)]
     base = Path(tempfile.mkdtemp(prefix="orch-webhook-bench-"))
     (base / "servers.yaml").write_text("servers: {}\n")
     (base / "profiles.yaml").write_text(yaml.safe_dump(
@@ -166,32 +168,50 @@ async def main(args: argparse.Namespace) -> None:
     orch = start([sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(base),
                   "--data-dir", str(base / "data"), "--log-level", "WARNING", "serve",
                   "--http", "--port", str(orch_port)], env, orch_port)
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"rate": [], "p50": [], "p99": []} for name in ("floor", "orchestrator")}
+    ratios: list[float] = []
+    statuses: dict[str, int] = {}
     try:
         await asyncio.sleep(2)  # let the run engine and alert handling start
-        print(f"{len(bodies)} notifications, {args.concurrency} concurrent senders\n")
-        print(f"{'endpoint':<28} {'accepted/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-        elapsed, lat, _ = await blast(f"http://127.0.0.1:{floor_port}/webhooks/alertmanager",
-                                      bodies, args.concurrency)
-        floor_rate = report("floor: bare Starlette", elapsed, lat, len(bodies))
-        elapsed, lat, statuses = await blast(
-            f"http://127.0.0.1:{orch_port}/webhooks/alertmanager", bodies, args.concurrency)
-        orch_rate = report("orchestrator-mcp", elapsed, lat, len(bodies))
-        p99 = lat[int(len(lat) * 0.99) - 1] * 1000
+        print(machine())
+        print(f"{args.rounds} rounds of {per_round} notifications, {args.concurrency} "
+              "concurrent senders\n")
+        for bodies in rounds:
+            rates = {}
+            for name, port in (("floor", floor_port), ("orchestrator", orch_port)):
+                elapsed, lat, seen = await blast(
+                    f"http://127.0.0.1:{port}/webhooks/alertmanager", bodies,
+                    args.concurrency)
+                rates[name] = len(bodies) / elapsed
+                figures[name]["rate"].append(rates[name])
+                figures[name]["p50"].append(percentile(lat, 0.5))
+                figures[name]["p99"].append(percentile(lat, 0.99))
+                if name == "orchestrator":
+                    for key, count in seen.items():
+                        statuses[key] = statuses.get(key, 0) + count
+            ratios.append(rates["orchestrator"] / rates["floor"])
         outcomes = audit(base / "data")
     finally:
         for proc in (floor, orch):
             proc.terminate()
             proc.wait(10)
 
-    unique = len(set(bodies))
+    print(f"{'endpoint':<24} {'accepted/s':>22} {'p50 ms':>20} {'p99 ms':>22}")
+    for name, label in (("floor", "floor: bare Starlette"), ("orchestrator", "orchestrator-mcp")):
+        f = figures[name]
+        print(f"{label:<24} {spread(f['rate'], 0):>22} {spread(f['p50']):>20} "
+              f"{spread(f['p99']):>22}")
+    unique = sum(len(set(bodies)) for bodies in rounds)
     accepted = statuses.get("accepted", 0)
     stored = sum(outcomes.values())
     print(f"\nresponses: {statuses}")
     print(f"stored notifications: {stored} (unique bodies sent: {unique}); outcomes: {outcomes}")
     lost = accepted - stored
-    print(f"\norchestrator / floor throughput: {orch_rate / floor_rate:.2f}")
-    print(f"accepted/s {orch_rate:.0f} (target >= 500): "
-          f"{'PASS' if orch_rate >= 500 else 'MISS'}")
+    rate = statistics.median(figures["orchestrator"]["rate"])
+    p99 = statistics.median(figures["orchestrator"]["p99"])
+    print(f"\norchestrator / floor throughput: {spread(ratios)}")
+    print(f"accepted/s {rate:.0f} (target >= 500): {'PASS' if rate >= 500 else 'MISS'}")
     print(f"p99 {p99:.1f} ms (target <= 50): {'PASS' if p99 <= 50 else 'MISS'}")
     print(f"lost {lost} (target 0), unprocessed {outcomes.get('received', 0)}: "
           f"{'PASS' if lost == 0 and not outcomes.get('received') else 'MISS'}")
@@ -202,4 +222,5 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notifications", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
     asyncio.run(main(parser.parse_args()))

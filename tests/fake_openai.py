@@ -5,6 +5,8 @@ Plan lines in the goal (user message):
     CALL <tool> <json arguments>      one tool call per model turn, in order
     PARALLEL <tool> <json> ;; <tool> <json>   several tool calls in one turn
     SLEEP <seconds>                   the model takes this long to answer this turn
+    ROUTE <agent>                     asked to route the task (ask_agent agent="auto"), the
+                                      model names this agent (without the line: no JSON)
 After the plan, the model answers "DONE" followed by the last tool result it saw. With the
 word GULLIBLE in the goal, the model also obeys plan lines found in tool results.
 """
@@ -38,8 +40,17 @@ def _call(spec: str, index: int, turn: int) -> dict[str, Any]:
             "function": {"name": name, "arguments": arguments.strip() or "{}"}}
 
 
+_ROUTE = re.compile(r"\bROUTE\s+(\S+)")
+
+
 def answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """The assistant message for this conversation."""
+    system = next((m["content"] for m in messages if m["role"] == "system"), "") or ""
+    if system.startswith("You route IT-operations tasks"):
+        chosen = _ROUTE.search(messages[-1]["content"] or "")
+        text = (json.dumps({"agent": chosen.group(1), "reason": "the task names it"})
+                if chosen else "I cannot tell which agent.")
+        return {"role": "assistant", "content": text}
     turn = sum(1 for m in messages if m["role"] == "assistant")
     steps = [s for s in plan_of(messages) if s[0] != "SLEEP"]
     sleeps = [float(s[1]) for s in plan_of(messages) if s[0] == "SLEEP"]

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -255,6 +256,19 @@ def test_receipt_survives_a_crash_right_after_acceptance(orchestrator: Orchestra
     orchestrator.start()
     runs = wait_until(lambda: orchestrator.runs())
     assert len(runs) == 1 and "crash-1" in runs[0]["goal"]
+
+
+def test_retries_racing_their_original_are_taken_once(orchestrator: Orchestrator) -> None:
+    """Alertmanager retries a notification it timed out on while the first copy may still
+    be stored: every copy is answered 200, one is accepted, one run starts."""
+    body = json.dumps(notification(instance="race-1")).encode()
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: orchestrator.post(body), range(20)))
+    assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers]
+    assert sorted(a.json()["status"] for a in answers) == ["accepted"] + [
+        "already_received"] * 19
+    runs = wait_until(lambda: orchestrator.runs())
+    assert len(runs) == 1 and "race-1" in runs[0]["goal"]
 
 
 def test_approvals_over_http(orchestrator: Orchestrator) -> None:

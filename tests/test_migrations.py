@@ -39,7 +39,7 @@ from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.telemetry.audit_store import AuditLog
 from tests import postgres
 
-HEAD = "0002"
+HEAD = "0004"
 
 # What the release before migrations created, as SQLAlchemy emitted it for that release's
 # tables (the same on SQLite and PostgreSQL but for the audit id: INTEGER / SERIAL), in the
@@ -302,6 +302,15 @@ async def test_a_previous_release_database_is_adopted_with_its_rows(target: Targ
             assert store.begin_tool_call(PARENT.id, "2:c", "system_disk") == ("done",
                                                                               TOOL_RESULT)
             assert store.silent_executors(NOW - 60) == ["w1-123"]
+            # The run stream shows what the older release wrote: history, then the state.
+            head, events = store.events_after(CHILD.id, -1)
+            assert head is not None and head.seq == 0
+            assert [(e.id, e.event) for e in events] == [(0, "status"), (0, "approval")]
+            assert events[1].data["pending_approval"]["tool"] == "system_clean"
+            _, events = store.events_after(PARENT.id, -1)
+            assert [(e.id, e.event, e.data.get("n")) for e in events] == [
+                (0, "step", 1), (0, "step", 2), (0, "status", None)]
+            assert store.events_after(PARENT.id, 0)[1] == []
         finally:
             store.close()
         assert await engine.audit(run_id=PARENT.id) == [AUDIT]

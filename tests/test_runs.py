@@ -488,3 +488,35 @@ async def test_an_agent_delegates_to_another_as_a_child_run(setup, llm) -> None:
         assert "NOT EXECUTED" in told[1] and "'network' is not one you may delegate to" \
             in told[1]
         assert any("delegated to system" in s["summary"] for s in record["steps"])
+
+
+async def test_ask_agent_auto_routes_by_model_or_keywords(setup, llm) -> None:
+    async with server(setup, llm) as client:
+        routed = (await client.call_tool("ask_agent", {
+            "agent": "auto", "task": "ROUTE network\nCALL network_dns_lookup "
+            '{"name": "localhost"}', "wait": True})).structured_content
+        assert routed["profile"] == "network" and routed["status"] == "completed", routed
+        record = (await client.call_tool("get_run", {"run_id": routed["run_id"]})
+                  ).structured_content
+        assert record["context"]["routing"]["method"] == "model"
+        assert record["context"]["routing"]["reason"] == "the task names it"
+
+        # The model names no agent (or one there is not): words decide, and say so.
+        for task in ("how much memory and disk does this host use?",
+                     "ROUTE ghost how much memory and disk does this host use?"):
+            view = (await client.call_tool("ask_agent", {"agent": "auto", "task": task,
+                                                         "wait": False})).structured_content
+            record = (await client.call_tool("get_run", {"run_id": view["run_id"]})
+                      ).structured_content
+            routing = record["context"]["routing"]
+            assert record["profile"] == "system", routing
+            assert routing["method"] == "keywords"
+            assert "named no agent" in routing["reason"] and "memory" in routing["reason"]
+
+        # A retry with its key gets the first run.
+        first, again = [(await client.call_tool("ask_agent", {
+            "agent": "auto", "task": "ROUTE logs\nlook around", "wait": False,
+            "idempotency_key": "route-key-1"})).structured_content for _ in range(2)]
+        assert first["run_id"] == again["run_id"] and again["profile"] == "logs"
+        bad = await client.call_tool_mcp("ask_agent", {"agent": "nope", "task": "x"})
+        assert bad.is_error and "or 'auto'" in bad.content[0].text

@@ -111,3 +111,39 @@ async def test_hostile_and_unknown_inputs(served: str) -> None:
         missing = await http.get("/runs/run_nope")
         assert missing.status_code == 404 and "no run 'run_nope'" in missing.json()["detail"]
         assert (await http.get("/runs/" + "r" * 5000)).status_code == 404
+
+
+async def test_an_idempotency_key_makes_retries_start_one_run(served: str) -> None:
+    """20 copies of one submission at once (a client retrying in a hurry) start one run;
+    the key with another request is refused; another caller's same key is theirs."""
+    body = {"goal": "check the disks of web-1", "context": {"ticket": "OPS-7"}}
+    headers = {**bearer(RUNNER), "Idempotency-Key": "4b6f2a1e-retry-me"}
+    async with httpx2.AsyncClient(base_url=served, timeout=60) as http:
+        answers = await asyncio.gather(*(http.post("/runs", headers=headers, json=body)
+                                         for _ in range(20)))
+        assert sorted(a.status_code for a in answers) == [200] * 19 + [201], [
+            a.text for a in answers if a.status_code not in (200, 201)]
+        assert len({a.json()["id"] for a in answers}) == 1
+        run_id = answers[0].json()["id"]
+        assert all(a.headers.get("idempotent-replayed") == "true"
+                   for a in answers if a.status_code == 200)
+        listed = (await http.get("/runs", headers=bearer(READER),
+                                 params={"limit": 1000})).json()["runs"]
+        assert [r["id"] for r in listed].count(run_id) == 1
+        assert sum(r["goal"] == body["goal"] for r in listed) == 1
+
+        other = await http.post("/runs", headers=headers, json={**body, "goal": "reboot web-1"})
+        assert other.status_code == 409, other.text
+        assert other.json()["error"] == "conflict"
+        assert "used for a different request" in other.json()["detail"]
+        assert run_id in other.json()["detail"]
+
+        theirs = await http.post("/runs", json=body, headers={
+            **bearer(MAIN), "Idempotency-Key": "4b6f2a1e-retry-me"})
+        assert theirs.status_code == 201 and theirs.json()["id"] != run_id
+
+        for bad in ("has space", "x" * 256, "tab\there"):
+            refused = await http.post("/runs", json=body, headers={
+                **bearer(RUNNER), "Idempotency-Key": bad})
+            assert refused.status_code == 400, bad
+            assert "idempotency key" in refused.json()["detail"]

@@ -26,6 +26,7 @@ from tests import postgres
 from tests.conftest import free_port, wait_for_port, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.test_alerts import Receiver, notification
+from tests.test_run_stream import read_events
 
 pytestmark = pytest.mark.skipif(postgres.bin_dir() is None,
                                 reason="PostgreSQL is not installed (.ci/run installs it)")
@@ -214,6 +215,45 @@ async def test_approvals_and_cancels_through_the_front_reach_either_worker(
             return counts["completed"] == 3 and counts["cancelled"] == 3
         await eventually(settled, 60)
     assert cluster.counts.read_text().splitlines().count("set:7") == 3
+
+
+async def test_a_front_streams_a_run_its_worker_executes(cluster: Cluster) -> None:
+    """The run stream reads the shared database: a front that executes nothing follows a
+    run on a worker, through its approval, to its end."""
+    cluster.start_front()
+    cluster.start_worker("w1")
+    await eventually(lambda: cluster.live_workers() == 1, 60)
+    async with cluster.client() as client, httpx2.AsyncClient(base_url=cluster.url,
+                                                              timeout=30) as http:
+        run_id = await start(client, 'CALL counter_set_value {"value": 3}')
+        seen, closed = await read_events(http, run_id, TOKEN, until="approval")
+        assert not closed and seen[-1][2]["pending_approval"]["tool"] == "counter_set_value"
+        await client.call_tool("approve", {"run_id": run_id, "approved": True})
+        rest, closed = await read_events(http, run_id, TOKEN, last_id=seen[-1][0])
+    assert closed and rest[-1][1] == "end" and rest[-1][2]["status"] == "completed"
+    assert all(e[0] > seen[-1][0] for e in rest)
+
+
+async def test_one_idempotency_key_sent_to_two_fronts_makes_one_run(cluster: Cluster) -> None:
+    cluster.start_front()
+    second = free_port()
+    cluster._start("front2", "serve", "--http", "--no-execute", "--port", str(second))
+    wait_for_port(second, 30)
+    cluster.start_worker("w1")
+    body = {"goal": 'CALL counter_add {"a": 1, "b": 2}', "profile": "ops"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "two-fronts-7f3a"}
+    urls = [cluster.url, f"http://127.0.0.1:{second}"] * 10
+    async with httpx2.AsyncClient(timeout=60) as http:
+        answers = await asyncio.gather(*(http.post(f"{url}/runs", json=body, headers=headers)
+                                         for url in urls))
+    assert sorted(a.status_code for a in answers) == [200] * 19 + [201], [
+        a.text for a in answers]
+    (run_id,) = {a.json()["id"] for a in answers}
+    assert cluster.query("SELECT count(*) FROM orch_runs") == [(1,)]
+    await eventually(lambda: cluster.query(
+        f"SELECT status FROM orch_runs WHERE id = '{run_id}'") == [("completed",)], 60)
+    assert cluster.query("SELECT count(*) FROM dbos.workflow_status "
+                         f"WHERE workflow_uuid = '{run_id}'") == [(1,)]
 
 
 async def test_alerts_taken_while_workers_are_down_run_when_they_return(

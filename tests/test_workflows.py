@@ -220,6 +220,33 @@ async def test_bad_inputs_are_refused(setup, llm) -> None:
         assert {w["name"] for w in listed.structured_content["result"]} == set(WORKFLOWS)
 
 
+async def test_idempotent_workflow_runs_and_runs(setup, llm) -> None:
+    """run_workflow, run and ask_agent: the same key and request give the first run; the
+    same key with another request is a conflict."""
+    async with server(setup, llm) as client:
+        first = await client.call_tool("run_workflow", {
+            "name": "parallel", "inputs": {"seconds": 0.1}, "idempotency_key": "wf-key-1"})
+        again = await client.call_tool("run_workflow", {
+            "name": "parallel", "inputs": {"seconds": 0.1}, "idempotency_key": "wf-key-1"})
+        assert first.structured_content["run_id"] == again.structured_content["run_id"]
+        other = await client.call_tool_mcp("run_workflow", {
+            "name": "parallel", "inputs": {"seconds": 0.2}, "idempotency_key": "wf-key-1"})
+        assert other.is_error and "used for a different request" in other.content[0].text
+
+        goal = 'CALL counter_add {"a": 1, "b": 2}'
+        runs = [await client.call_tool("run", {"goal": goal, "idempotency_key": "run-key-1"})
+                for _ in range(3)]
+        assert len({r.structured_content["run_id"] for r in runs}) == 1
+        asked = [await client.call_tool("ask_agent", {
+            "agent": "system", "task": "how full are the disks?", "wait": False,
+            "idempotency_key": "agent-key-1"}) for _ in range(2)]
+        assert len({a.structured_content["run_id"] for a in asked}) == 1
+        bad = await client.call_tool_mcp("run", {"goal": goal, "idempotency_key": "a b"})
+        assert bad.is_error and "idempotency key" in bad.content[0].text
+        record = await until(client, runs[0].structured_content["run_id"], "completed")
+        assert record["answer"].startswith("DONE")
+
+
 async def test_agent_step_is_a_child_run(setup, llm) -> None:
     async with server(setup, llm) as client:
         view = await run_wf(client, "delegate")

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from orchestrator_mcp.db import migrate
+from orchestrator_mcp.db.statements import insert_if_absent
 from orchestrator_mcp.db.tables import groups, notifications
 
 
@@ -37,15 +38,12 @@ class AlertStore:
         migrate.upgrade(engine)
 
     def receive(self, receipt_id: str, group_id: str, status: str, body: dict[str, Any]) -> bool:
-        """Store a notification before it is acknowledged. False: already received."""
+        """Store a notification before it is acknowledged. False: already received (also
+        when a retry races its original)."""
         with self.engine.begin() as db:
-            if db.execute(sa.select(notifications.c.receipt_id).where(
-                    notifications.c.receipt_id == receipt_id)).first():
-                return False
-            db.execute(notifications.insert().values(
-                receipt_id=receipt_id, group_id=group_id, status=status,
-                body=json.dumps(body), received_at=time.time(), state="received"))
-            return True
+            return insert_if_absent(
+                db, notifications, receipt_id=receipt_id, group_id=group_id, status=status,
+                body=json.dumps(body), received_at=time.time(), state="received")
 
     def pending(self, state: str = "received") -> list[StoredNotification]:
         with self.engine.connect() as db:

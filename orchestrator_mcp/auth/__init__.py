@@ -1,5 +1,6 @@
-"""Who is calling and what they may do: principals, bearer tokens, scopes."""
+"""Who is calling and what they may do: principals, bearer tokens, OAuth, scopes."""
 
+from orchestrator_mcp.auth.authenticator import Authenticator
 from orchestrator_mcp.auth.scopes import (
     ROUTE_SCOPES,
     TOOL_SCOPES,
@@ -10,5 +11,6 @@ from orchestrator_mcp.auth.scopes import (
 )
 from orchestrator_mcp.auth.tokens import TokenTable, bearer_credentials
 
-__all__ = ["ROUTE_SCOPES", "TOOL_SCOPES", "Principal", "TokenTable", "bearer_credentials",
-           "is_public_page", "required_route_scope", "required_tool_scope"]
+__all__ = ["ROUTE_SCOPES", "TOOL_SCOPES", "Authenticator", "Principal", "TokenTable",
+           "bearer_credentials", "is_public_page", "required_route_scope",
+           "required_tool_scope"]

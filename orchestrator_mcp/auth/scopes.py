@@ -10,14 +10,35 @@ A run's own planner never reaches these: it only sees the catalog.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from orchestrator_mcp.config.http import Scope
+
+# How a caller proved who it is: a token from servers.yaml, a verified JWT, or an opaque
+# token its authorization server vouched for (RFC 7662).
+PrincipalSource = Literal["token", "jwt", "introspection"]
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling and what they may do. `name` is the token's name (servers.yaml) or
+    the access token's subject; `id` is unique across sources, and is what anything kept
+    per caller (rate limits, and later run ownership, limits, audit) is keyed on."""
+
     name: str
     scopes: frozenset[str]
+    source: PrincipalSource = "token"
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}:{self.name}"
+
+    @property
+    def label(self) -> str:
+        """How messages name the caller: "token 'oncall'", "subject 'alice' (jwt)"."""
+        if self.source == "token":
+            return f"token '{self.name}'"
+        return f"subject '{self.name}' ({self.source})"
 
 
 TOOL_SCOPES: dict[str, Scope] = {

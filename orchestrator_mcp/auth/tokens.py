@@ -42,8 +42,9 @@ class TokenTable:
 
     def principal(self, authorization: str | bytes | None) -> Principal | None:
         given = bearer_credentials(authorization)
-        if given is None:
-            return None
+        return None if given is None else self.lookup(given)
+
+    def lookup(self, given: bytes) -> Principal | None:
         # Compare with every entry (constant time each) so timing says nothing of which.
         found = None
         for token, principal in self._entries:

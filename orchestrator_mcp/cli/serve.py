@@ -27,8 +27,8 @@ def add_parsers(commands: Any) -> None:
         description="Run the MCP server. By default it speaks MCP over stdio, as hosts such "
         "as Claude Desktop expect. With --http it serves Streamable HTTP at /mcp plus "
         "/healthz, /readyz and /metrics, and requires a bearer token (ORCH_HTTP_TOKEN, "
-        "servers.yaml http.token or http.tokens; an empty value counts as none) unless "
-        "--no-auth is given on a loopback host.",
+        "servers.yaml http.token or http.tokens; an empty value counts as none) or an "
+        "OAuth access token (http.auth) unless --no-auth is given on a loopback host.",
     )
     serve_parser.add_argument("--http", action="store_true",
                               help="serve Streamable HTTP, not stdio")
@@ -57,9 +57,11 @@ def add_parsers(commands: Any) -> None:
 
     check_parser = commands.add_parser(
         "check", help="validate config and probe every downstream server",
-        description="Validate servers.yaml and profiles.yaml, connect to every enabled "
-        "downstream server and print a table: name, transport, status, tools, latency, "
-        "error. Exit code: 0 all servers up, 1 a server is not up, 2 the config is invalid.",
+        description="Validate servers.yaml and profiles.yaml, print who `serve --http` lets "
+        "in (token names, the http.auth provider; never a secret) and fetch its JWKS, "
+        "connect to every enabled downstream server and print a table: name, transport, "
+        "status, tools, latency, error. Exit code: 0 all good, 1 a server is not up or the "
+        "JWKS is unusable, 2 the config is invalid.",
     )
     check_parser.add_argument("--timeout", type=positive, default=30.0,
                               help="seconds to wait for servers to connect (30)")
@@ -67,7 +69,8 @@ def add_parsers(commands: Any) -> None:
 
 
 NO_TOKEN = ("HTTP needs a bearer token and none is set (ORCH_HTTP_TOKEN and servers.yaml "
-            "http.token are unset or empty, and http.tokens lists none). Fix: export "
+            "http.token are unset or empty, http.tokens lists none and http.auth is not "
+            "set). Fix: export "
             "ORCH_HTTP_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
             "and send it as 'Authorization: Bearer <token>'; or, to try it on this machine "
             "only, pass --no-auth with a loopback --host (127.0.0.1)")
@@ -75,21 +78,21 @@ NO_TOKEN = ("HTTP needs a bearer token and none is set (ORCH_HTTP_TOKEN and serv
 
 def serve(args: argparse.Namespace) -> int:
     config = load(args)
-    from orchestrator_mcp.auth import TokenTable
-    from orchestrator_mcp.sidecar import is_loopback
+    from orchestrator_mcp.auth import Authenticator
+    from orchestrator_mcp.config.base import is_loopback_host
 
-    tokens: TokenTable | None = None
+    authenticator: Authenticator | None = None
     if args.http:
-        tokens = TokenTable.from_settings(config.servers.http)
         if args.no_auth:
-            if not is_loopback(args.host):
+            if not is_loopback_host(args.host):
                 print(f"--no-auth is only allowed on a loopback host, not {args.host!r}; "
                       "set ORCH_HTTP_TOKEN instead", file=sys.stderr)
                 return EXIT_CONFIG
-            tokens = None
-        elif not tokens:
-            print(NO_TOKEN, file=sys.stderr)
-            return EXIT_CONFIG
+        else:
+            authenticator = Authenticator.from_settings(config.servers.http)
+            if not authenticator:
+                print(NO_TOKEN, file=sys.stderr)
+                return EXIT_CONFIG
 
     from orchestrator_mcp.app import build_application
     from orchestrator_mcp.telemetry.logs import config_secrets, configure_logging
@@ -106,7 +109,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from orchestrator_mcp.sidecar import build_app
 
-    app = build_app(application.front, application.gateway, tokens, config.servers.http,
+    app = build_app(application.front, application.gateway, authenticator, config.servers.http,
                     application.engine, application.alerts, application.workflows,
                     application.knowledge)
     # log_config=None: uvicorn's loggers go through our handlers (and their redaction).
@@ -138,6 +141,7 @@ def check(args: argparse.Namespace) -> int:
 
     where = config.servers_path or "no servers.yaml found"
     print(f"config: {where}; profiles: {config.profiles_path or 'none'}")
+    auth_ok = _report_http_auth(config.servers.http)
     health, catalog = asyncio.run(probe())
     rows = [("NAME", "TRANSPORT", "STATUS", "TOOLS", "LATENCY", "ERROR")]
     for h in health:
@@ -151,7 +155,33 @@ def check(args: argparse.Namespace) -> int:
                for step in workflow.steps if step.tool and step.tool not in catalog]
     for problem in missing:
         print(problem)
-    return EXIT_UNHEALTHY if bad or missing else EXIT_OK
+    return EXIT_UNHEALTHY if bad or missing or not auth_ok else EXIT_OK
+
+
+def _report_http_auth(http: Any) -> bool:
+    """Who `serve --http` lets in (never a secret), and whether the OAuth provider's keys
+    can be fetched."""
+    from orchestrator_mcp.auth import Authenticator
+
+    names = [t.name for t in http.tokens] + (["main (http.token / ORCH_HTTP_TOKEN)"]
+                                             if http.token else [])
+    print(f"http tokens: {', '.join(names) or 'none'}")
+    if http.auth is None:
+        print("http auth: none (static tokens only)")
+        return True
+    print(f"http auth: {http.auth.describe()}")
+    authenticator = Authenticator.from_settings(http)
+
+    async def probe() -> tuple[bool, str]:
+        try:
+            assert authenticator.oauth is not None
+            return await authenticator.oauth.probe()
+        finally:
+            await authenticator.aclose()
+
+    ok, text = asyncio.run(probe())
+    print(f"http auth provider: {text}")
+    return ok
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """What every configuration model shares: the strict base, names, tool-name globs, tokens."""
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -58,3 +59,13 @@ def check_glob(pattern: str) -> str:
     if pattern.count("[") != pattern.count("]"):
         raise ValueError(f"{pattern!r} has an unclosed '[' character class")
     return pattern
+
+
+def is_loopback_host(host: str) -> bool:
+    """'localhost' or a loopback address (127.0.0.0/8, ::1); names are not resolved."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,17 +1,15 @@
-"""The `http:` section of servers.yaml: bearer tokens and their scopes, limits, and the
-Host/Origin guard of `serve --http`. ORCH_HTTP_TOKEN (config/environment.py) wins over
-`http.token`."""
+"""The `http:` section of servers.yaml: bearer tokens and their scopes, OAuth access tokens
+(`http.auth`, config/http_auth.py), limits, and the Host/Origin guard of `serve --http`.
+ORCH_HTTP_TOKEN (config/environment.py) wins over `http.token`."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import Field, field_validator
 
 from orchestrator_mcp.config.base import TOKEN_HINT, Name, OptionalToken, Strict, check_token
+from orchestrator_mcp.config.http_auth import ALL_SCOPES, HttpAuth, Scope
 
-Scope = Literal["read", "run", "approve", "admin"]
-ALL_SCOPES: tuple[Scope, ...] = ("read", "run", "approve", "admin")
+__all__ = ["ALL_SCOPES", "HttpSettings", "HttpToken", "Scope"]
 
 
 class HttpToken(Strict):
@@ -34,6 +32,9 @@ class HttpSettings(Strict):
         "empty or blank means none.")
     tokens: list[HttpToken] = Field(
         default_factory=list, description="More tokens, each with its own scopes.")
+    auth: HttpAuth | None = Field(
+        default=None, description="OAuth access tokens from an identity provider (type jwt "
+        "or introspection), accepted besides the tokens above")
     rate_limit_per_second: float = Field(
         default=20, gt=0, le=100_000, description="MCP requests per second per token")
     rate_limit_burst: int = Field(default=40, ge=1, le=1_000_000)

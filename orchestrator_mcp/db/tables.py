@@ -31,6 +31,10 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("usage", sa.Text, nullable=False),
     sa.Column("pending_approval", sa.Text),
+    # Changes so far; each step and event below takes the next number (the run stream's ids).
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
+    # An idempotent submission's request, hashed (runs/idempotency.py).
+    sa.Column("request_hash", sa.String(64)),
 )
 
 run_steps = sa.Table(
@@ -41,6 +45,17 @@ run_steps = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Changes of a run's status, pending approval and answer, as the run stream sends them.
+run_events = sa.Table(
+    "orch_run_events", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # status | approval | answer | end
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
 )
 
 tool_calls = sa.Table(

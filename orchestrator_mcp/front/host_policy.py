@@ -187,46 +187,48 @@ class HostCallGuard:
         lines = [f"A host asks to call {name}{server} with "
                  f"{json.dumps(arguments, default=str)[:1500]}.",
                  f"Confirmation needed because {rule.why}."]
-        if preview := await self._preview(name, arguments):
-            lines.append(preview)
+        if preview := await dry_run(self._gateway, name, arguments, self._audit):
+            lines.append(preview.describe())
         lines.append("Run it?")
         return "\n".join(lines)
 
-    async def _preview(self, name: str, arguments: dict[str, Any]) -> str | None:
-        return await dry_run_preview(self._gateway, name, arguments, self._audit)
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a tool's dry run said about a call (`PREVIEWS`), cut to MAX_PREVIEW_CHARS."""
+
+    tool: str
+    failed: bool
+    text: str
+
+    def describe(self) -> str:
+        return f"Dry run ({self.tool}){' FAILED' if self.failed else ''}:\n{self.text}"
 
 
-def preview_tool(gateway: Gateway, name: str) -> str | None:
-    """The dry-run tool of `name` when the catalog has it (`ansible_run` -> `ansible_check`)."""
-    dry_run = PREVIEWS.get(name)
-    return dry_run if dry_run is not None and dry_run in gateway.catalog.tools else None
-
-
-async def dry_run_preview(gateway: Gateway, name: str, arguments: dict[str, Any],
-                          audit: Callable[..., None] | None = None) -> str | None:
-    """The tool's dry run with the same arguments, where it has one; `audit(tool,
-    arguments, outcome, seconds)` records the call."""
-    dry_run = preview_tool(gateway, name)
-    if dry_run is None:
+async def dry_run(gateway: Gateway, name: str, arguments: dict[str, Any],
+                  audit: Callable[..., None] | None = None) -> DryRun | None:
+    """The dry run of `name` with the same arguments, where it has one; `audit(tool,
+    arguments, outcome, seconds)` records it."""
+    dry_tool = PREVIEWS.get(name)
+    if dry_tool is None or dry_tool not in gateway.catalog.tools:
         return None
     started = time.perf_counter()
     outcome = "error"
     try:
-        result = await gateway.call_tool(dry_run, arguments)
+        result = await gateway.call_tool(dry_tool, arguments)
         outcome = "tool_error" if result.is_error else "ok"
     except Exception as exc:  # noqa: BLE001 - the question still goes out, saying so
-        return f"Dry run ({dry_run}) failed: {exc}"
+        return DryRun(dry_tool, failed=True, text=str(exc)[:MAX_PREVIEW_CHARS])
     finally:
         if audit is not None:
-            audit(dry_run, arguments, f"dry run; {outcome}", time.perf_counter() - started)
+            audit(dry_tool, arguments, f"dry run; {outcome}", time.perf_counter() - started)
     structured = result.structured_content or {}
     text = structured.get("diff") if isinstance(structured.get("diff"), str) else None
     if text is None:
         text = "\n".join(getattr(c, "text", "") for c in result.content)
     if len(text) > MAX_PREVIEW_CHARS:
         text = text[:MAX_PREVIEW_CHARS] + "\n... (cut)"
-    failed = " FAILED" if result.is_error else ""
-    return f"Dry run ({dry_run}){failed}:\n{text}"
+    return DryRun(dry_tool, failed=bool(result.is_error), text=text)
 
 
 def _declined(name: str, reason: str) -> Decision:

@@ -9,6 +9,7 @@ call of a destructive tool), in both protocol eras:
                     ctx.request_state (sealed by the SDK, bound to the call and caller)
 
 Only callers that may approve are asked: over HTTP that is a token with the `approve` scope.
+Hosts that render MCP Apps are not asked here: they show the approval card (approval_app.py).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def ask_obstacle(ctx: Context) -> str | None:
     and the caller may approve."""
     principal = current_principal()
     if principal is not None and "approve" not in principal.scopes:
-        return f"token '{principal.name}' lacks the 'approve' scope"
+        return f"{principal.label} lacks the 'approve' scope"
     with contextlib.suppress(Exception):
         if ctx.session.check_client_capability(
                 ClientCapabilities(elicitation=ElicitationCapability())):

@@ -15,6 +15,7 @@ from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.agents import agent_names
+from orchestrator_mcp.front.approval_app import CARD_APP, shows_cards
 from orchestrator_mcp.front.inline_approval import (
     ApprovalAnswer,
     accepted_answer,
@@ -23,8 +24,10 @@ from orchestrator_mcp.front.inline_approval import (
     input_required,
     modern,
 )
+from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.errors import RunError
+from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunRecord,
@@ -32,6 +35,8 @@ from orchestrator_mcp.runs.models import (
     Usage,
     parse_since,
 )
+from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
+from orchestrator_mcp.runs.routing import AgentCard, choose_agent
 from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.workflows.definitions import WorkflowDef
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -159,13 +164,15 @@ async def _decide(engine: RunEngine, record: RunRecord, answer: ApprovalAnswer,
                          decided_by=f"{_caller(ctx)} (inline)")
 
 
-async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> None:
+async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> bool:
+    """Decide with the answer a retried call carries; False when the user declined."""
     answer = accepted_answer(ctx) if ctx is not None else None
     if answer is None:
-        return
+        return False
     record = await engine.get(run_id)
     if record.status is RunStatus.AWAITING_APPROVAL:
         await _decide(engine, record, answer, ctx)
+    return True
 
 
 def _progress_reporter(ctx: Context | None) -> Any:
@@ -184,19 +191,37 @@ def _progress_reporter(ctx: Context | None) -> Any:
     return report
 
 
+IdempotencyKey = Annotated[str | None, Field(
+    max_length=255,
+    description="optional: a key of yours (a UUID) that makes retries safe — the same key "
+                "with the same request returns the run the first one started")]
+
+
+def _idempotency(key: str | None) -> Idempotency | None:
+    if key is None:
+        return None
+    principal = current_principal()
+    return Idempotency(key, principal.id if principal is not None else "local")
+
+
 async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[str, Any] | None,
-                     wait: bool, wait_seconds: float, ctx: Context | None) -> RunView:
+                     wait: bool, wait_seconds: float, ctx: Context | None,
+                     idempotency_key: str | None = None,
+                     asked: dict[str, Any] | None = None) -> RunView:
     progress = _progress_reporter(ctx)
     resumed = ctx.request_state if ctx is not None else None
+    declined = False
     if resumed:  # modern era: the host retried with its user's answer
-        await _apply_inline_answer(engine, resumed, ctx)
+        declined = not await _apply_inline_answer(engine, resumed, ctx)
         record = await engine.wait(resumed, wait_seconds, on_progress=progress)
     else:
-        record = await engine.submit(goal, profile, context)
+        record = await engine.submit(goal, profile, context,
+                                     idempotency=_idempotency(idempotency_key), asked=asked)
         if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
-    while (wait and record.status is RunStatus.AWAITING_APPROVAL
-           and ctx is not None and can_ask(ctx)):
+    # A host that renders MCP Apps asks its user with the approval card the result shows.
+    while (wait and record.status is RunStatus.AWAITING_APPROVAL and not declined
+           and ctx is not None and can_ask(ctx) and not shows_cards(ctx)):
         if modern(ctx):
             return _input_required(record)  # type: ignore[return-value]
         answer = await ask(ctx, _approval_question(record))
@@ -208,20 +233,38 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
 
 
 def enabled_agents(engine: RunEngine) -> list[str]:
-    """The built-in agents this server has (those `ask_agent` can ask)."""
-    return [n for n in agent_names() if n in engine.gateway.connections]
+    """The built-in agents `ask_agent` can ask: enabled, with a profile."""
+    return [n for n in agent_names()
+            if n in engine.gateway.connections and n in engine.profiles]
 
 
-def check_agent(engine: RunEngine, agent: str) -> None:
-    if agent not in enabled_agents(engine):
+async def route_to_agent(engine: RunEngine, agent: str, task: str,
+                         context: dict[str, Any] | None
+                         ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """The agent that takes `task` (for 'auto', chosen by routing), the context its run
+    gets, and, for 'auto', what was asked (the idempotency fingerprint); a RunError naming
+    the enabled agents when `agent` is none of them."""
+    enabled = enabled_agents(engine)
+    asked = None
+    if agent == "auto" and enabled:
+        route = await choose_agent(task, [
+            AgentCard(name, engine.profiles[name].description,
+                      [(t.name, t.tool.description or "")
+                       for t in engine.gateway.catalog.for_server(name)])
+            for name in enabled], engine.model_for(DEFAULT_PROFILE))
+        asked = {"kind": "run", "goal": task, "profile": "auto", "context": context or {}}
+        context = {**(context or {}), "routing": route.model_dump()}
+        agent = route.agent
+    if agent not in enabled:
         raise RunError(f"unknown or disabled agent {agent!r}; enabled agents: "
-                       f"{', '.join(enabled_agents(engine)) or 'none'} (enable them under "
-                       "agents: in servers.yaml)")
+                       f"{', '.join(enabled) or 'none'} (enable them under agents: in "
+                       "servers.yaml), or 'auto'")
+    return agent, context, asked
 
 
 def register_run_tools(mcp: FastMCP, engine: RunEngine,
                        workflows: WorkflowRuns | None = None) -> None:
-    @mcp.tool
+    @mcp.tool(app=CARD_APP)
     async def run(
         goal: Annotated[str, Field(description="what the run should achieve", min_length=1,
                                    max_length=10_000)],
@@ -229,12 +272,14 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         context: Annotated[dict[str, Any] | None, "extra facts for the planner"] = None,
         wait: Annotated[bool, "wait until it ends; approvals are asked inline"] = False,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
         """Start a goal-based run: the planner calls catalog tools until it can answer.
         Risky calls wait for a human: inline when waiting and the host can ask its user,
         otherwise through approve()."""
-        return await _start_run(engine, goal, profile, context, wait, wait_seconds, ctx)
+        return await _start_run(engine, goal, profile, context, wait, wait_seconds, ctx,
+                                idempotency_key)
 
     @mcp.tool(annotations=READ_ONLY)
     def list_agents() -> list[AgentInfo]:
@@ -247,21 +292,25 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
                 if name in engine.gateway.connections and name in engine.profiles]
 
     @mcp.tool(description=f"Ask a built-in agent ({', '.join(agent_names())}): a run with "
-              "that agent's profile, its tools and the runbooks.")
+              "that agent's profile, its tools and the runbooks. agent='auto' picks the "
+              "agent for the task (the choice and its reason are in the run's "
+              "context.routing; name the agent to override it).", app=CARD_APP)
     async def ask_agent(
-        agent: Annotated[str, Field(description="an agent from list_agents", min_length=1,
-                                    max_length=64)],
+        agent: Annotated[str, Field(description="an agent from list_agents, or 'auto'",
+                                    min_length=1, max_length=64)],
         task: Annotated[str, Field(description="what the agent should find out or do",
                                    min_length=1, max_length=10_000)],
         context: Annotated[dict[str, Any] | None, "extra facts for the agent"] = None,
         wait: Annotated[bool, "wait for the answer; approvals are asked inline"] = True,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
-        check_agent(engine, agent)
-        return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx)
+        agent, context, asked = await route_to_agent(engine, agent, task, context)
+        return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx,
+                                idempotency_key, asked)
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, app=CARD_APP)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:
         """A run with its steps (model calls, tool calls, approvals), answer and usage."""
         return await engine.get(run_id)
@@ -284,7 +333,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         """Cancel a run that has not ended."""
         return RunView.of(await engine.cancel(run_id))
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True), app=CARD_APP)
     async def approve(
         run_id: Annotated[str, Field(min_length=1, max_length=64)],
         approved: Annotated[bool, Field(strict=True, description="true runs the call")],
@@ -311,18 +360,20 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         definitions = workflows.definitions if workflows is not None else {}
         return [WorkflowInfo.of(name, w) for name, w in sorted(definitions.items())]
 
-    @mcp.tool
+    @mcp.tool(app=CARD_APP)
     async def run_workflow(
         name: Annotated[str, Field(min_length=1, max_length=64)],
         inputs: Annotated[dict[str, Any] | None, "values for the workflow's inputs"] = None,
         wait: Annotated[bool, "wait until it ends or needs an approval"] = False,
         wait_seconds: Annotated[float, Field(gt=0, le=MAX_WAIT)] = 120,
+        idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
         """Run a workflow; its approval gates and tool approvals use approve()."""
         if workflows is None:
             raise ToolError("workflows are not enabled in this server")
-        record = await workflows.submit(name, inputs)
+        record = await workflows.submit(name, inputs,
+                                        idempotency=_idempotency(idempotency_key))
         if wait:
             record = await engine.wait(record.id, wait_seconds,
                                        on_progress=_progress_reporter(ctx))

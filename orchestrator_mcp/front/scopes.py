@@ -29,7 +29,7 @@ def current_principal() -> Principal | None:
 
 
 def _refusal(principal: Principal, needed: str, what: str) -> str:
-    return f"token '{principal.name}' lacks the '{needed}' scope needed for {what}"
+    return f"{principal.label} lacks the '{needed}' scope needed for {what}"
 
 
 class ScopeGuard(Middleware):
@@ -67,12 +67,12 @@ class ScopeGuard(Middleware):
 
 
 def rate_limiter(per_second: float, burst: int) -> Middleware:
-    """fastmcp's token bucket, one bucket per HTTP token (stdio has no limiter)."""
+    """fastmcp's token bucket, one bucket per HTTP caller (stdio has no limiter)."""
     from fastmcp.server.middleware.rate_limiting import RateLimitingMiddleware
 
     def client_id(context: MiddlewareContext[Any]) -> str:
         principal = current_principal()
-        return principal.name if principal is not None else "anonymous"
+        return principal.id if principal is not None else "anonymous"
 
     return RateLimitingMiddleware(max_requests_per_second=per_second, burst_capacity=burst,
                                   get_client_id=client_id)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.config.http import HttpSettings
+from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval_card
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
 from orchestrator_mcp.front.passthrough import (
@@ -140,7 +141,9 @@ class HostCallAudit:
     def __call__(self, tool: str, arguments: dict[str, Any], outcome: str,
                  seconds: float) -> None:
         principal = current_principal()
-        caller = f"http:{principal.name}" if principal is not None else "stdio"
+        # Static tokens keep their bare name (as in entries already written).
+        caller = ("stdio" if principal is None else f"http:{principal.name}"
+                  if principal.source == "token" else f"http:{principal.id}")
         if len(self._entries) < self.MAX_PENDING:
             self._entries.append(dict(kind="tool_call", caller=caller, tool=tool,
                                       arguments=arguments, outcome=outcome, seconds=seconds,
@@ -274,6 +277,8 @@ def build_front(
 
     if engine is not None:
         register_run_tools(mcp, engine, workflows)
+        register_approval_card(mcp)
+        mcp.add_middleware(ApprovalCards(gateway, audit))  # innermost: after scope checks
     if knowledge is not None:
         register_knowledge_tools(mcp, knowledge)
 

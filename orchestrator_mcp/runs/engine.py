@@ -24,6 +24,8 @@ from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.config.environment import environment
 from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.llm import LLMProvider
+from orchestrator_mcp.llm.types import LLMNotConfigured
 from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
 from orchestrator_mcp.runs.errors import (
     RunConflict,
@@ -31,8 +33,18 @@ from orchestrator_mcp.runs.errors import (
     RunNotFound,
     RunsUnavailable,
 )
+from orchestrator_mcp.runs.idempotency import Idempotency
+from orchestrator_mcp.runs.idempotency import conflict as idempotency_conflict
+from orchestrator_mcp.runs.idempotency import request_hash as idempotency_request_hash
 from orchestrator_mcp.runs.kinds import INSTANCE, PLANNER, RunKind
-from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord, StopReason
+from orchestrator_mcp.runs.models import (
+    RunEvent,
+    RunHead,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StopReason,
+)
 from orchestrator_mcp.runs.policy import DEFAULT_PROFILE
 from orchestrator_mcp.runs.ports import CostOf, ProviderFor
 from orchestrator_mcp.telemetry import tracing
@@ -330,6 +342,13 @@ class RunEngine:
             known = ", ".join(sorted(self.profiles))
             raise RunError(f"unknown profile '{name}'; profiles: {known}") from None
 
+    def model_for(self, profile: str) -> LLMProvider | None:
+        """The model a profile's runs use, or None when none is configured."""
+        try:
+            return self._provider_for(self.profile(profile))
+        except LLMNotConfigured:
+            return None
+
     async def submit(
         self,
         goal: str,
@@ -339,11 +358,16 @@ class RunEngine:
         parent_id: str | None = None,
         source: str = "mcp",
         run_id: str | None = None,
+        idempotency: Idempotency | None = None,
+        asked: dict[str, Any] | None = None,
     ) -> RunRecord:
-        """Queue a run. With `run_id`, submitting the same id again changes nothing."""
+        """Queue a run. With `run_id`, submitting the same id again changes nothing; with
+        `idempotency`, the same key and request give the run the first submission made
+        (`asked`: what the caller asked, when the engine is given something derived from
+        it, e.g. the agent a router picked)."""
         record = await self.create(goal, profile, context, parent_id=parent_id, source=source,
-                                   run_id=run_id)
-        await self.enqueue(record.id)
+                                   run_id=run_id, idempotency=idempotency, asked=asked)
+        await self.enqueue(record.id)  # again for a replay: a no-op, or the lost first one
         return record
 
     async def create(
@@ -355,6 +379,8 @@ class RunEngine:
         parent_id: str | None = None,
         source: str = "mcp",
         run_id: str | None = None,
+        idempotency: Idempotency | None = None,
+        asked: dict[str, Any] | None = None,
     ) -> RunRecord:
         """Validate and record a run without queueing it (a workflow queues its child runs
         itself, so that DBOS records them as its children)."""
@@ -368,21 +394,37 @@ class RunEngine:
         self._provider_for(chosen)  # raises a how-to-configure error when there is no LLM
         await self.ready()
         now = time.time()
+        if idempotency is not None:
+            run_id = idempotency.run_id("run")
         record = RunRecord(id=run_id or f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
                            context=context or {}, created_at=now, updated_at=now)
-        await asyncio.to_thread(self._db.create, record)
-        return record
+        return await self._record(record, idempotency, asked or {
+            "kind": "run", "goal": goal, "profile": profile, "context": context or {}})
 
-    async def submit_record(self, record: RunRecord, *, kind: str) -> RunRecord:
+    async def submit_record(self, record: RunRecord, *, kind: str,
+                            idempotency: Idempotency | None = None,
+                            request: dict[str, Any] | None = None) -> RunRecord:
         """Record and queue a run of another kind (`workflows.submit` builds and checks
-        workflow runs). With an id already recorded, nothing changes."""
+        workflow runs, its id derived from `idempotency` when given, with `request` what
+        was asked). With an id already recorded, nothing changes."""
         if kind not in self.kinds:
             raise RunError(f"this engine does not execute {kind} runs")
         await self.ready()
-        await asyncio.to_thread(self._db.create, record)
+        record = await self._record(record, idempotency, request or {})
         await self.enqueue(record.id, kind=kind)
         return record
+
+    async def _record(self, record: RunRecord, idempotency: Idempotency | None,
+                      request: dict[str, Any]) -> RunRecord:
+        asked = idempotency_request_hash(request) if idempotency is not None else None
+        kept = await asyncio.to_thread(self._db.create, record, asked)
+        if kept is None or idempotency is None:
+            return record
+        if kept != asked:
+            raise idempotency_conflict(idempotency.key, record.id)
+        idempotency.replayed = True
+        return await self.get(record.id)
 
     # DBOS calls differ between the executing process (DBOS itself) and the others (a
     # client of the same system database); these three are all the engine needs.
@@ -460,6 +502,19 @@ class RunEngine:
     async def list(self, **filters: Any) -> list[RunRecord]:
         await self.ready()
         return await asyncio.to_thread(lambda: self._db.list(**filters))
+
+    async def events_after(self, run_id: str, after: int) -> tuple[RunHead, list[RunEvent]]:
+        """The run's state and its stream events numbered above `after` (a batch)."""
+        await self.ready()
+        head, events = await asyncio.to_thread(self._db.events_after, run_id, after)
+        if head is None:
+            raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
+        return head, events
+
+    def change_signal(self, run_id: str) -> asyncio.Event:
+        """Set when this process next sees the run change (its executor is here); a run
+        executed elsewhere is seen only by reading the database again."""
+        return self._changed.setdefault(run_id, asyncio.Event())
 
     def _notify(self, run_id: str) -> None:
         """Called by the workflow when a run changes; wakes `wait`ers and listeners."""

@@ -102,6 +102,20 @@ class RunRecord(BaseModel):
     steps: list[StepRecord] = Field(default_factory=list)
 
 
+class RunEvent(BaseModel):
+    """One event of the run stream: a history entry (`step`) or a change of the run
+    (`status`, `approval`, `answer`, `end`); `id` is the run's sequence number."""
+
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+class RunHead(BaseModel):
+    status: RunStatus
+    seq: int  # the last sequence number the run has taken
+
+
 def parse_since(value: str | None) -> float | None:
     """A `since` filter as given by a caller: epoch seconds or an ISO 8601 time."""
     from orchestrator_mcp.runs.errors import RunError

@@ -258,6 +258,9 @@ class RunSteps(DBOSConfiguredInstance):
     async def finish(self, run_id: str, n: int, status: str, stop: str, answer: str | None,
                      error: str | None, usage: dict[str, Any]) -> None:
         store = self.ports.store
+        # The note first: a run stream ends at the run's `end`.
+        await self.record(run_id, n, "note", f"run {status}: {stop}", answer=answer,
+                          error=error)
         await self.db(store.update, run_id, status=RunStatus(status),
                       stop_reason=StopReason(stop), answer=answer, error=error,
                       usage=Usage.model_validate(usage))
@@ -266,5 +269,3 @@ class RunSteps(DBOSConfiguredInstance):
             tracing.run_finished(record)
             metrics.RUNS.labels(record.profile, record.status.value).inc()
             metrics.RUN_SECONDS.labels(record.profile).observe(time.time() - record.created_at)
-        await self.record(run_id, n, "note", f"run {status}: {stop}", answer=answer,
-                          error=error)

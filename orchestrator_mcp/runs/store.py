@@ -21,9 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from orchestrator_mcp.db import migrate
-from orchestrator_mcp.db.tables import executors, run_steps, runs, tool_calls
+from orchestrator_mcp.db.statements import insert_if_absent
+from orchestrator_mcp.db.tables import executors, run_events, run_steps, runs, tool_calls
 from orchestrator_mcp.runs.models import (
     PendingApproval,
+    RunEvent,
+    RunHead,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -103,18 +106,26 @@ class RunStore:
 
     # ---- runs ----------------------------------------------------------------------
 
-    def create(self, record: RunRecord) -> None:
+    def create(self, record: RunRecord, request_hash: str | None = None) -> str | None:
+        """Record a new run; with its id already recorded nothing changes (one of many
+        concurrent creates of an id wins). None when this call created it; otherwise the
+        request hash kept with the run that was there ("" when it has none)."""
         with self.engine.begin() as db:
-            exists = db.execute(sa.select(runs.c.id).where(runs.c.id == record.id)).first()
-            if exists:
-                return
-            db.execute(runs.insert().values(
-                id=record.id, goal=record.goal, profile=record.profile,
+            created = insert_if_absent(
+                db, runs, id=record.id, goal=record.goal, profile=record.profile,
                 status=record.status.value, parent_id=record.parent_id,
                 workflow=record.workflow, source=record.source,
                 context=_dumps(record.context), created_at=record.created_at,
-                updated_at=record.updated_at, usage=record.usage.model_dump_json(),
-            ))
+                updated_at=record.updated_at, usage=record.usage.model_dump_json(), seq=1,
+                request_hash=request_hash)
+            if not created:
+                kept = db.execute(sa.select(runs.c.request_hash).where(
+                    runs.c.id == record.id)).scalar()
+                return kept or ""
+            db.execute(run_events.insert().values(
+                run_id=record.id, seq=1, kind="status", at=record.created_at,
+                data=_dumps(self._status_event(record.status, None, record.created_at))))
+        return None
 
     def update(
         self,
@@ -149,13 +160,46 @@ class RunStore:
             values["pending_approval"] = pending.model_copy(update={
                 "arguments": redact(pending.arguments), "reason": redact_text(pending.reason),
             }).model_dump_json()
+        events = self._events_of(values, status, stop_reason, now)
+        if events:
+            values["seq"] = runs.c.seq + len(events)
         with self.engine.begin() as db:
             query = runs.update().where(runs.c.id == run_id)
             if status is not None:
                 # A finished run keeps its outcome (e.g. a late step after a cancel).
                 query = query.where(runs.c.status.notin_(
                     [s.value for s in RunStatus if s.finished]))
-            db.execute(query.values(**values))
+            last = db.execute(query.values(**values).returning(runs.c.seq)).scalar()
+            if last is not None and events:
+                first = last - len(events) + 1
+                db.execute(run_events.insert(), [
+                    {"run_id": run_id, "seq": first + i, "kind": kind, "at": now,
+                     "data": _dumps(data)} for i, (kind, data) in enumerate(events)])
+
+    @staticmethod
+    def _status_event(status: RunStatus, stop_reason: StopReason | None,
+                      at: float) -> dict[str, Any]:
+        return {"status": status.value,
+                "stop_reason": stop_reason.value if stop_reason else None, "updated_at": at}
+
+    @classmethod
+    def _events_of(cls, values: dict[str, Any], status: RunStatus | None,
+                   stop_reason: StopReason | None, now: float) -> list[tuple[str, Any]]:
+        """What the run stream sends for this change (values already redacted)."""
+        events: list[tuple[str, Any]] = []
+        if status is not None:
+            events.append(("status", cls._status_event(status, stop_reason, now)))
+        if "pending_approval" in values and not (status and status.finished):
+            pending = values["pending_approval"]
+            events.append(("approval", {"pending_approval": json.loads(pending)
+                                        if pending else None}))
+        if "answer" in values:
+            events.append(("answer", {"answer": values["answer"]}))
+        if status is not None and status.finished:
+            events.append(("end", {"status": status.value,
+                                   "stop_reason": stop_reason.value if stop_reason else None,
+                                   "error": values.get("error"), "finished_at": now}))
+        return events
 
     def get(self, run_id: str, *, with_steps: bool = True) -> RunRecord | None:
         with self.engine.connect() as db:
@@ -235,10 +279,11 @@ class RunStore:
         """Idempotent: a step replayed after a crash overwrites its own row. With `usage`,
         the run's usage is updated in the same transaction."""
         with self.engine.begin() as db:
-            self._put_step(db, run_id, step)
-            if usage is not None:
-                db.execute(runs.update().where(runs.c.id == run_id).values(
-                    usage=usage.model_dump_json(), updated_at=time.time()))
+            if usage is None:
+                self._put_step(db, run_id, step)
+            else:
+                self._put_step(db, run_id, step, usage=usage.model_dump_json(),
+                               updated_at=time.time())
 
     NOTES_FROM = 1_000_000  # history entries added from outside a run are numbered from here
 
@@ -256,12 +301,63 @@ class RunStore:
         return True
 
     @staticmethod
-    def _put_step(db: Any, run_id: str, step: StepRecord) -> None:
-        db.execute(run_steps.delete().where(
-            (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)))
+    def _put_step(db: Any, run_id: str, step: StepRecord, **run_values: Any) -> None:
+        """Write a history entry under the run's next sequence number, with `run_values`
+        set on the run in the same statement. The same entry written again (a step replayed
+        after a crash) keeps its number, so a stream does not send it twice."""
+        summary, detail = redact_text(step.summary), _dumps(redact(step.detail))
+        where = (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)
+        kept = db.execute(sa.select(run_steps.c.kind, run_steps.c.summary,
+                                    run_steps.c.detail).where(where)).first()
+        if kept is not None and tuple(kept) == (step.kind, summary, detail):
+            if run_values:
+                db.execute(runs.update().where(runs.c.id == run_id).values(**run_values))
+            return
+        seq = db.execute(runs.update().where(runs.c.id == run_id).values(
+            seq=runs.c.seq + 1, **run_values).returning(runs.c.seq)).scalar()
+        if kept is not None:
+            db.execute(run_steps.delete().where(where))
         db.execute(run_steps.insert().values(
-            run_id=run_id, n=step.n, kind=step.kind, at=step.at,
-            summary=redact_text(step.summary), detail=_dumps(redact(step.detail))))
+            run_id=run_id, n=step.n, kind=step.kind, at=step.at, summary=summary,
+            detail=detail, seq=seq or 0))
+
+    # ---- the run stream ---------------------------------------------------------------
+
+    def events_after(self, run_id: str, after: int,
+                     limit: int = 200) -> tuple[RunHead | None, list[RunEvent]]:
+        """The run's state and up to `limit` of its events numbered above `after`, in
+        order: history entries (`step`) and changes (`status`, `approval`, `answer`,
+        `end`). None for a run there is not."""
+        with self.engine.connect() as db:
+            head = db.execute(sa.select(
+                runs.c.status, runs.c.seq, runs.c.stop_reason, runs.c.updated_at,
+                runs.c.pending_approval).where(runs.c.id == run_id)).first()
+            if head is None:
+                return None, []
+            steps = db.execute(
+                sa.select(run_steps).where((run_steps.c.run_id == run_id)
+                                           & (run_steps.c.seq > after))
+                .order_by(run_steps.c.seq, run_steps.c.n).limit(limit)).mappings().all()
+            changes = db.execute(
+                sa.select(run_events).where((run_events.c.run_id == run_id)
+                                            & (run_events.c.seq > after))
+                .order_by(run_events.c.seq).limit(limit)).mappings().all()
+        events = [RunEvent(id=s["seq"], event="step", data={
+            "n": s["n"], "kind": s["kind"], "at": s["at"], "summary": s["summary"],
+            "detail": json.loads(s["detail"])}) for s in steps]
+        events += [RunEvent(id=c["seq"], event=c["kind"], data=json.loads(c["data"]))
+                   for c in changes]
+        events.sort(key=lambda e: e.id)  # stable: legacy entries (all 0) keep step order
+        status = RunStatus(head.status)
+        if head.seq == 0 and after < 0:
+            # Written before events were kept (an older release): its state as it is now.
+            events.append(RunEvent(id=0, event="status", data=self._status_event(
+                status, StopReason(head.stop_reason) if head.stop_reason else None,
+                head.updated_at)))
+            if head.pending_approval:
+                events.append(RunEvent(id=0, event="approval", data={
+                    "pending_approval": json.loads(head.pending_approval)}))
+        return RunHead(status=status, seq=head.seq), events[:limit]
 
     def begin_tool_call(self, run_id: str, call_id: str, tool: str) -> tuple[str, Any]:
         """Record that a call is about to be sent; say what an earlier attempt left.

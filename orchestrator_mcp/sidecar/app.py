@@ -3,7 +3,8 @@ console (/console), behind a bearer token."""
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastmcp import FastMCP
@@ -17,14 +18,20 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator_mcp.alerts.service import AlertService, Rejection
-from orchestrator_mcp.auth import TokenTable, is_public_page, required_route_scope
+from orchestrator_mcp.auth import Authenticator, is_public_page, required_route_scope
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import RunStatus
-from orchestrator_mcp.sidecar import console, runs_routes
+from orchestrator_mcp.sidecar import console, run_stream, runs_routes
+from orchestrator_mcp.sidecar.oauth import (
+    METADATA_PATHS,
+    forbidden_challenge,
+    metadata_routes,
+    unauthorized_challenge,
+)
 from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 
@@ -44,42 +51,44 @@ APPROVAL_BODY_LIMIT = 65_536
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/webhooks/alertmanager"})
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class BearerAuth:
-    """Require `Authorization: Bearer <token>` on every path but the probes, the webhook
-    and the console's page shells, and the route's scope (auth.scopes); put the caller in
-    `scope["state"]` for the per-tool checks of /mcp. `tokens=None` is `serve --no-auth`
-    (loopback only); an empty table lets nobody in."""
+    """Require `Authorization: Bearer <token>` on every path but the open ones and the
+    console's page shells, ask the authenticator who it is, and check the route's scope
+    (auth.scopes); put the caller in
+    `scope["state"]` for the per-tool checks of /mcp. `authenticator=None` is
+    `serve --no-auth` (loopback only); an empty one lets nobody in. With `http.auth`, 401
+    and 403 answers carry the challenge that points hosts at the authorization server."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenTable | None) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
         self.app = app
-        self._tokens = tokens
+        self._authenticator = authenticator
+        self._open = OPEN_PATHS | (METADATA_PATHS if authenticator and authenticator.oauth
+                                   else frozenset())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._tokens is None or scope["type"] != "http" or scope["path"] in OPEN_PATHS \
+        authenticator = self._authenticator
+        if authenticator is None or scope["type"] != "http" or scope["path"] in self._open \
                 or is_public_page(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization")
-        principal = self._tokens.principal(given)
+        principal = await authenticator.principal(given)
+        oauth = authenticator.oauth
         if principal is None:
             reason = "missing bearer token" if not given else "invalid bearer token"
+            where = ("ORCH_HTTP_TOKEN, servers.yaml http.tokens or an access token from "
+                     f"{oauth.settings.issuer}" if oauth is not None else
+                     "ORCH_HTTP_TOKEN or servers.yaml http.tokens")
             await _deny(scope, receive, send, 401, "unauthorized",
                         f"{reason}; send 'Authorization: Bearer <token>' with a token from "
-                        "ORCH_HTTP_TOKEN or servers.yaml http.tokens")
+                        f"{where}",
+                        unauthorized_challenge(scope, oauth, token_given=bool(given)))
             return
         needed = required_route_scope(scope["method"], scope["path"])
         if needed and needed not in principal.scopes:
             await _deny(scope, receive, send, 403, "forbidden",
-                        f"token '{principal.name}' lacks the '{needed}' scope")
+                        f"{principal.label} lacks the '{needed}' scope",
+                        forbidden_challenge(scope, oauth, needed) if oauth else None)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -116,8 +125,8 @@ class BodyLimit:
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: str,
-                detail: str) -> None:
-    headers = {"WWW-Authenticate": 'Bearer realm="orchestrator-mcp"'} if status == 401 else {}
+                detail: str, challenge: str | None = None) -> None:
+    headers = {"WWW-Authenticate": challenge} if challenge else {}
     response = JSONResponse({"error": error, "detail": detail}, status_code=status,
                             headers=headers)
     await response(scope, receive, send)
@@ -158,16 +167,26 @@ async def _read_capped(request: Request, cap: int, setting: str) -> bytes:
 def build_app(
     front: FastMCP,
     gateway: Gateway,
-    tokens: TokenTable | None,
+    authenticator: Authenticator | None,
     settings: HttpSettings,
     engine: RunEngine | None = None,
     alerts: AlertService | None = None,
     workflows: WorkflowRuns | None = None,
     knowledge: KnowledgeBase | None = None,
 ) -> Starlette:
-    """`tokens=None`: no authentication (`serve --no-auth`, which the CLI allows on a
-    loopback bind only). The console (/console) is there when runs are."""
+    """`authenticator=None`: no authentication (`serve --no-auth`, which the CLI allows on
+    a loopback bind only). The console (/console) is there when runs are."""
     mcp_app = front.http_app(path="/mcp")
+    oauth = authenticator.oauth if authenticator is not None else None
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with mcp_app.lifespan(app):
+                yield
+        finally:
+            if authenticator is not None:
+                await authenticator.aclose()
 
     async def alertmanager_webhook(request: Request) -> Response:
         if alerts is None:
@@ -239,15 +258,17 @@ def build_app(
             Route("/approvals", list_approvals, methods=["GET"]),
             Route("/approvals/{run_id}", decide_approval, methods=["POST"]),
             *(runs_routes.routes(engine) if engine is not None else []),
+            *(run_stream.routes(engine) if engine is not None else []),
             *(console.routes(console.ConsoleParts(engine, gateway, workflows, knowledge))
               if engine is not None else []),
+            *(metadata_routes(oauth) if oauth is not None else []),
             Mount("/", app=mcp_app),
         ],
-        lifespan=mcp_app.lifespan,
+        lifespan=lifespan,
         exception_handlers={UserError: user_error},
     )
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    app.add_middleware(BearerAuth, tokens=tokens)
+    app.add_middleware(BearerAuth, authenticator=authenticator)
     app.add_middleware(console.SecurityHeaders)  # outside the auth: refusals get them too
     # DNS rebinding: on a loopback bind, Host must be a loopback name and a browser's
     # Origin a loopback origin (plus http.allowed_hosts / allowed_origins), on every route.

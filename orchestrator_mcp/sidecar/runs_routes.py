@@ -3,6 +3,9 @@
     GET  /runs?status=&profile=&since=&limit=&offset=   read   newest first, without steps
     GET  /runs/{run_id}                                  read   the whole record, steps too
     POST /runs  {"goal", "profile"?, "context"?}        run    201, the new run, Location
+                [Idempotency-Key: <key>]                        200 + Idempotent-Replayed:
+                                                                true for a repeat; 409 when
+                                                                the key was used otherwise
 
 Errors are the sidecar's one answer for user errors: {"error", "detail"} with a status.
 """
@@ -18,6 +21,7 @@ from starlette.routing import Route
 
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
+from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.models import RunRecord, RunStatus, parse_since
 
 MAX_LIST = 1000
@@ -91,10 +95,17 @@ def routes(engine: RunEngine) -> list[Route]:
             error = InvalidRequest("the body is not a valid run request")
             error.detail = problems(exc)
             raise error from None
+        key = request.headers.get("idempotency-key")
+        principal = request.scope.get("state", {}).get("principal")
+        idempotency = None if key is None else Idempotency(
+            key, principal.id if principal is not None else "local")
         record = await engine.submit(wanted.goal, wanted.profile, wanted.context,
-                                     source="http")
-        return JSONResponse(_listed(record), status_code=201,
-                            headers={"Location": f"/runs/{record.id}"})
+                                     source="http", idempotency=idempotency)
+        headers = {"Location": f"/runs/{record.id}"}
+        if idempotency is not None and idempotency.replayed:
+            headers["Idempotent-Replayed"] = "true"
+            return JSONResponse(_listed(record), status_code=200, headers=headers)
+        return JSONResponse(_listed(record), status_code=201, headers=headers)
 
     return [Route("/runs", list_runs, methods=["GET"]),
             Route("/runs", start_run, methods=["POST"]),

@@ -97,15 +97,18 @@ def _header_secrets(headers: Mapping[str, str]) -> Iterator[str]:
 
 def config_secrets(config: Any) -> list[str]:
     """Secrets written in servers.yaml / profiles.yaml: the HTTP and alert tokens, the
-    alert HMAC secret and delivery URL, the LLM key, passwords and query values of every
-    URL (downstream servers, URLs in their env, LLM endpoints, the runs database),
-    downstream servers' header values and their env values under secret-looking names."""
+    OAuth introspection client secret, the alert HMAC secret and delivery URL, the LLM
+    key, passwords and query values of every URL (downstream servers, URLs in their env,
+    LLM endpoints, the runs database), downstream servers' header values and their env
+    values under secret-looking names."""
     found: list[str | None] = []
     servers = getattr(config, "servers", None)
     http = getattr(servers, "http", None)
     if http is not None:
         found.append(http.token)
         found.extend(t.token for t in http.tokens)
+        secret = getattr(http.auth, "client_secret", None)  # introspection only
+        found.append(secret.get_secret_value() if secret is not None else None)
     for server in (getattr(servers, "servers", None) or {}).values():
         for key, value in server.env.items():
             found.extend([value] if SECRET_ENV.search(key) else url_secrets(value))

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from orchestrator_mcp.runs.errors import RunError, RunNotFound
+from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.kinds import RunKind
 from orchestrator_mcp.runs.models import RunRecord, RunStatus
 from orchestrator_mcp.workflows.definitions import WorkflowDef
@@ -114,14 +115,19 @@ class WorkflowRuns:
         return self.definitions[name]
 
     async def submit(self, name: str, inputs: dict[str, Any] | None = None, *,
-                     source: str = "mcp", run_id: str | None = None) -> RunRecord:
+                     source: str = "mcp", run_id: str | None = None,
+                     idempotency: Idempotency | None = None) -> RunRecord:
         """Queue a workflow run; with `run_id`, submitting the same id again changes
-        nothing."""
+        nothing; with `idempotency`, the same key and request give the first one's run."""
         workflow = self.get(name)
         values = check_inputs(name, workflow, inputs or {})
         now = time.time()
+        if idempotency is not None:
+            run_id = idempotency.run_id("wf")
         record = RunRecord(id=run_id or f"wf_{uuid.uuid4().hex[:16]}",
                            goal=f"workflow {name}", profile=workflow.profile,
                            status=RunStatus.QUEUED, workflow=name, source=source,
                            context={"inputs": values}, created_at=now, updated_at=now)
-        return await self.engine.submit_record(record, kind="workflow")
+        return await self.engine.submit_record(
+            record, kind="workflow", idempotency=idempotency,
+            request={"kind": "workflow", "name": name, "inputs": values})

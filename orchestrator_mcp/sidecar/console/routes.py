@@ -31,8 +31,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from orchestrator_mcp.config.http import ALL_SCOPES
-from orchestrator_mcp.front.host_policy import dry_run_preview, preview_tool
-from orchestrator_mcp.front.runs_tools import check_agent, enabled_agents
+from orchestrator_mcp.front.host_policy import PREVIEWS, dry_run
+from orchestrator_mcp.front.runs_tools import enabled_agents, route_to_agent
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
@@ -128,6 +128,12 @@ def pending_view(gateway: Gateway, record: RunRecord) -> PendingView | None:
                        preview=preview_tool(gateway, pending.tool))
 
 
+def preview_tool(gateway: Gateway, tool: str) -> str | None:
+    """The dry-run tool of `tool` when the catalog has it (`ansible_run` -> `ansible_check`)."""
+    dry_tool = PREVIEWS.get(tool)
+    return dry_tool if dry_tool is not None and dry_tool in gateway.catalog.tools else None
+
+
 async def _json_body(request: Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate_json(await request.body())
@@ -199,7 +205,7 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
         return await render("fragments/approvals.html", now=time.time(), pending=views,
                             can_approve="approve" in scopes_of(request))
 
-    async def preview(request: Request) -> Response:
+    async def preview_call(request: Request) -> Response:
         record = await engine.get(_run_id(request))
         view = pending_view(gateway, record)
         if view is None or view.run.pending_approval is None:
@@ -215,11 +221,12 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
                                 arguments=arguments, outcome=outcome, seconds=seconds,
                                 at=time.time()))
 
-        text = await dry_run_preview(gateway, view.run.pending_approval.tool,
-                                     view.run.pending_approval.arguments, audit)
+        preview = await dry_run(gateway, view.run.pending_approval.tool,
+                                view.run.pending_approval.arguments, audit)
         if entries:
             await engine.record_audit(entries)
-        return await render("fragments/preview.html", text=text or "")
+        return await render("fragments/preview.html",
+                            text=preview.describe() if preview is not None else "")
 
     async def start_forms(request: Request) -> Response:
         definitions = parts.workflows.definitions if parts.workflows is not None else {}
@@ -247,9 +254,9 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
 
     async def ask_agent(request: Request) -> Response:
         wanted = await _json_body(request, AgentRequest)
-        check_agent(engine, wanted.agent)
-        record = await engine.submit(wanted.task, wanted.agent, wanted.context,
-                                     source="console")
+        agent, context, _ = await route_to_agent(engine, wanted.agent, wanted.task,
+                                                 wanted.context)
+        record = await engine.submit(wanted.task, agent, context, source="console")
         return _started(record)
 
     return [
@@ -261,7 +268,7 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
         Route("/console/api/runs", runs_page, methods=["GET"]),
         Route("/console/api/runs/{run_id}", run_detail, methods=["GET"]),
         Route("/console/api/approvals", inbox, methods=["GET"]),
-        Route("/console/api/approvals/{run_id}/preview", preview, methods=["POST"]),
+        Route("/console/api/approvals/{run_id}/preview", preview_call, methods=["POST"]),
         Route("/console/api/start", start_forms, methods=["GET"]),
         Route("/console/api/search", search, methods=["GET"]),
         Route("/console/api/workflows", start_workflow, methods=["POST"]),
