@@ -49,6 +49,7 @@ class Application:
     engine: RunEngine
     workflows: WorkflowRuns
     alerts: AlertService
+    knowledge: KnowledgeBase | None = None
     front: FastMCP = field(init=False)
     role: Role = "serve"
     execute: bool = True  # also execute runs (serve --no-execute: only a front)
@@ -173,8 +174,8 @@ def build_application(
                        audit_retention_days=config.servers.audit.retention_days)
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
-    application = Application(config, data_dir, gateway, engine, workflows, alerts, role=role,
-                              execute=execute)
+    application = Application(config, data_dir, gateway, engine, workflows, alerts,
+                              knowledge=kb, role=role, execute=execute)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
                                     workflows=workflows)

@@ -1,10 +1,10 @@
 """The scope every MCP tool, MCP listing/resource and HTTP route needs, declared once.
 
 read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals,
-GET /runs); run: act (run, cancel_run, call_tool, other catalog tools, POST /runs); approve:
-decide on pending calls; admin: change stored knowledge, read the audit log. Stdio callers
-are the local user and are not checked. A run's own planner never reaches these: it only
-sees the catalog.
+GET /runs, the console's views); run: act (run, cancel_run, call_tool, other catalog tools,
+POST /runs, the console's start forms); approve: decide on pending calls; admin: change
+stored knowledge, read the audit log. Stdio callers are the local user and are not checked.
+A run's own planner never reaches these: it only sees the catalog.
 """
 
 from __future__ import annotations
@@ -58,25 +58,50 @@ TOOL_SCOPES: dict[str, Scope] = {
 # Listing tools/resources/prompts and reading a resource (run records hold tool results).
 LISTING_SCOPE: Scope = "read"
 
-# Sidecar routes by first path segment and method (HEAD is GET); /mcp is checked per call.
+# Sidecar routes by path prefix (the longest entry that matches whole segments) and method
+# (HEAD is GET).
 ROUTE_SCOPES: dict[str, dict[str, Scope]] = {
     "/metrics": {"GET": "read"},
     "/approvals": {"GET": "read", "POST": "approve"},
     "/runs": {"GET": "read", "POST": "run"},
+    # The console's data: fragments to read, forms that start work, decisions.
+    "/console/api": {"GET": "read"},
+    "/console/api/workflows": {"POST": "run"},
+    "/console/api/agents": {"POST": "run"},
+    "/console/api/approvals": {"GET": "read", "POST": "approve"},
 }
+# Any valid token, and the route itself decides: /mcp (and below) per tool and resource;
+# the console's "who am I" answers every token with its own name and scopes.
 MCP_ROUTE = "/mcp"
+SELF_CHECKED_ROUTES = frozenset({"/console/api/me"})
+
+# Open without a token (GET/HEAD only): the console's page shells and assets hold no data
+# (a browser's navigation cannot send a bearer header); what they show is fetched from
+# /console/api with one.
+PUBLIC_PAGES = frozenset({"/console", "/console/", "/console/runs", "/console/approvals",
+                          "/console/start"})
+PUBLIC_PREFIXES = ("/console/runs/", "/console/static/")
 
 
 def required_tool_scope(name: str, read_only: bool) -> Scope:
     return TOOL_SCOPES.get(name) or ("read" if read_only else "run")
 
 
+def is_public_page(method: str, path: str) -> bool:
+    return method in ("GET", "HEAD") and (path in PUBLIC_PAGES
+                                          or path.startswith(PUBLIC_PREFIXES))
+
+
 def required_route_scope(method: str, path: str) -> Scope | None:
-    """None for the MCP endpoint (checked per tool and resource); every other route needs
-    the scope of its table entry, and an unlisted route or method needs 'admin' (fail
+    """None for the self-checked routes (any valid token); every other route needs the
+    scope of its longest table entry, and an unlisted route or method needs 'admin' (fail
     closed: a route added without an entry is not open to every token)."""
-    route = "/" + path.strip("/").split("/")[0]
-    if route == MCP_ROUTE:
+    segments = path.strip("/").split("/")
+    if segments[0] == MCP_ROUTE[1:] or "/" + "/".join(segments) in SELF_CHECKED_ROUTES:
         return None
     method = "GET" if method == "HEAD" else method
-    return ROUTE_SCOPES.get(route, {}).get(method, "admin")
+    for length in range(len(segments), 0, -1):
+        route = "/" + "/".join(segments[:length])
+        if route in ROUTE_SCOPES:
+            return ROUTE_SCOPES[route].get(method, "admin")
+    return "admin"

@@ -110,7 +110,8 @@ def serve(args: argparse.Namespace) -> int:
     from orchestrator_mcp.sidecar import build_app
 
     app = build_app(application.front, application.gateway, authenticator, config.servers.http,
-                    application.engine, application.alerts)
+                    application.engine, application.alerts, application.workflows,
+                    application.knowledge)
     # log_config=None: uvicorn's loggers go through our handlers (and their redaction).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                 access_log=False, log_config=None)

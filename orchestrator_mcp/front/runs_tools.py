@@ -26,6 +26,7 @@ from orchestrator_mcp.front.inline_approval import (
 )
 from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.runs.errors import RunError
 from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.models import (
     PendingApproval,
@@ -231,6 +232,36 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
     return RunView.of(record)
 
 
+def enabled_agents(engine: RunEngine) -> list[str]:
+    """The built-in agents `ask_agent` can ask: enabled, with a profile."""
+    return [n for n in agent_names()
+            if n in engine.gateway.connections and n in engine.profiles]
+
+
+async def route_to_agent(engine: RunEngine, agent: str, task: str,
+                         context: dict[str, Any] | None
+                         ) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """The agent that takes `task` (for 'auto', chosen by routing), the context its run
+    gets, and, for 'auto', what was asked (the idempotency fingerprint); a RunError naming
+    the enabled agents when `agent` is none of them."""
+    enabled = enabled_agents(engine)
+    asked = None
+    if agent == "auto" and enabled:
+        route = await choose_agent(task, [
+            AgentCard(name, engine.profiles[name].description,
+                      [(t.name, t.tool.description or "")
+                       for t in engine.gateway.catalog.for_server(name)])
+            for name in enabled], engine.model_for(DEFAULT_PROFILE))
+        asked = {"kind": "run", "goal": task, "profile": "auto", "context": context or {}}
+        context = {**(context or {}), "routing": route.model_dump()}
+        agent = route.agent
+    if agent not in enabled:
+        raise RunError(f"unknown or disabled agent {agent!r}; enabled agents: "
+                       f"{', '.join(enabled) or 'none'} (enable them under agents: in "
+                       "servers.yaml), or 'auto'")
+    return agent, context, asked
+
+
 def register_run_tools(mcp: FastMCP, engine: RunEngine,
                        workflows: WorkflowRuns | None = None) -> None:
     @mcp.tool(app=CARD_APP)
@@ -275,22 +306,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         idempotency_key: IdempotencyKey = None,
         ctx: Context | None = None,
     ) -> RunView:
-        enabled = [n for n in agent_names()
-                   if n in engine.gateway.connections and n in engine.profiles]
-        asked = None
-        if agent == "auto" and enabled:
-            route = await choose_agent(task, [
-                AgentCard(name, engine.profiles[name].description,
-                          [(t.name, t.tool.description or "")
-                           for t in engine.gateway.catalog.for_server(name)])
-                for name in enabled], engine.model_for(DEFAULT_PROFILE))
-            asked = {"kind": "run", "goal": task, "profile": "auto", "context": context or {}}
-            context = {**(context or {}), "routing": route.model_dump()}
-            agent = route.agent
-        if agent not in enabled:
-            raise ToolError(f"unknown or disabled agent {agent!r}; enabled agents: "
-                            f"{', '.join(enabled) or 'none'} (enable them under agents: in "
-                            "servers.yaml), or 'auto'")
+        agent, context, asked = await route_to_agent(engine, agent, task, context)
         return await _start_run(engine, task, agent, context, wait, wait_seconds, ctx,
                                 idempotency_key, asked)
 

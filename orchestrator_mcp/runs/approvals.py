@@ -58,6 +58,35 @@ def decide(record: RunRecord, approved: bool, *, modified_arguments: dict[str, A
                             decided_by=decided_by, decided_at=time.time())
 
 
+MAX_PROBLEMS = 20
+
+
+def check_arguments(tool: str, schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """Modified arguments must fit the tool's input schema: a RunError listing (at most
+    MAX_PROBLEMS of) the problems, each with where it is, otherwise. Blocking (a schema
+    may hold slow patterns): call it off the event loop."""
+    from jsonschema import exceptions, validators
+
+    try:
+        validator_class = validators.validator_for(schema)
+        validator = validator_class(schema)
+        problems = []
+        for error in validator.iter_errors(arguments):
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            problems.append({"field": where, "problem": error.message[:300]})
+            if len(problems) >= MAX_PROBLEMS:
+                break
+    except (exceptions.SchemaError, exceptions.UnknownType, RecursionError) as exc:
+        raise RunError(f"the arguments of {tool} cannot be checked against its input schema "
+                       f"({type(exc).__name__}); approve the call as proposed or reject it"
+                       ) from None
+    if problems:
+        error = RunError(f"the modified arguments do not fit {tool}'s input schema: "
+                         + "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:3]))
+        error.detail = problems
+        raise error
+
+
 def outcome(decision: ApprovalDecision | None) -> str:
     if decision is None:
         return "expired"

@@ -566,6 +566,11 @@ class RunEngine:
         record = await self.get(run_id)
         decision = approvals.decide(record, approved, modified_arguments=modified_arguments,
                                     reason=reason, decided_by=decided_by)
+        entry = self.gateway.catalog.get(record.pending_approval.tool) \
+            if record.pending_approval else None
+        if modified_arguments is not None and entry is not None:
+            await asyncio.to_thread(approvals.check_arguments, entry.name,
+                                    entry.tool.input_schema, modified_arguments)
         await self._send(run_id, decision.model_dump(), approvals.topic(decision.call_id))
         return await self.wait_for_change(run_id, record.updated_at)
 

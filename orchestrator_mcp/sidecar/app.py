@@ -1,4 +1,5 @@
-"""The HTTP face: MCP at /mcp plus /healthz, /readyz and /metrics, behind a bearer token."""
+"""The HTTP face: MCP at /mcp plus /healthz, /readyz, /metrics, runs, approvals and the
+console (/console), behind a bearer token."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator_mcp.alerts.service import AlertService, Rejection
-from orchestrator_mcp.auth import Authenticator, required_route_scope
+from orchestrator_mcp.auth import Authenticator, is_public_page, required_route_scope
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import Gateway
+from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import RunStatus
-from orchestrator_mcp.sidecar import run_stream, runs_routes
+from orchestrator_mcp.sidecar import console, run_stream, runs_routes
 from orchestrator_mcp.sidecar.oauth import (
     METADATA_PATHS,
     forbidden_challenge,
@@ -31,6 +33,7 @@ from orchestrator_mcp.sidecar.oauth import (
     unauthorized_challenge,
 )
 from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
+from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 
 class ApprovalRequest(BaseModel):
@@ -39,7 +42,7 @@ class ApprovalRequest(BaseModel):
     approved: StrictBool  # "yes" or 1 is an error, not a yes
     modified_arguments: dict[str, Any] | None = None
     reason: str | None = Field(default=None, max_length=2000)
-    decided_by: str | None = Field(default=None, max_length=200)
+    decided_by: str | None = Field(default=None, max_length=200)  # a note; see decider()
 
 
 APPROVAL_BODY_LIMIT = 65_536
@@ -49,8 +52,9 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/webhooks/alertmanager"})
 
 
 class BearerAuth:
-    """Require `Authorization: Bearer <token>` on every path but the open ones, ask the
-    authenticator who it is, and check the route's scope (auth.scopes); put the caller in
+    """Require `Authorization: Bearer <token>` on every path but the open ones and the
+    console's page shells, ask the authenticator who it is, and check the route's scope
+    (auth.scopes); put the caller in
     `scope["state"]` for the per-tool checks of /mcp. `authenticator=None` is
     `serve --no-auth` (loopback only); an empty one lets nobody in. With `http.auth`, 401
     and 403 answers carry the challenge that points hosts at the authorization server."""
@@ -63,7 +67,8 @@ class BearerAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authenticator = self._authenticator
-        if authenticator is None or scope["type"] != "http" or scope["path"] in self._open:
+        if authenticator is None or scope["type"] != "http" or scope["path"] in self._open \
+                or is_public_page(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization")
@@ -127,6 +132,14 @@ async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: 
     await response(scope, receive, send)
 
 
+def decider(request: Request, note: str | None = None) -> str:
+    """Who decided, as the run history records it: the token's name (never a name the
+    client sends; its `decided_by` is kept only as a note after it)."""
+    principal = getattr(request.state, "principal", None)
+    name = f"http:{principal.name}" if principal is not None else "http:no-auth"
+    return f"{name} ({note})" if note else name
+
+
 def _error(status: int, error: str, detail: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
@@ -158,9 +171,11 @@ def build_app(
     settings: HttpSettings,
     engine: RunEngine | None = None,
     alerts: AlertService | None = None,
+    workflows: WorkflowRuns | None = None,
+    knowledge: KnowledgeBase | None = None,
 ) -> Starlette:
     """`authenticator=None`: no authentication (`serve --no-auth`, which the CLI allows on
-    a loopback bind only)."""
+    a loopback bind only). The console (/console) is there when runs are."""
     mcp_app = front.http_app(path="/mcp")
     oauth = authenticator.oauth if authenticator is not None else None
 
@@ -212,7 +227,7 @@ def build_app(
         record = await engine.approve(
             request.path_params["run_id"], decision.approved,
             modified_arguments=decision.modified_arguments, reason=decision.reason,
-            decided_by=f"http:{decision.decided_by or 'token'}")
+            decided_by=decider(request, decision.decided_by))
         return JSONResponse({"run_id": record.id, "status": record.status.value})
 
     async def healthz(_: Request) -> Response:
@@ -244,6 +259,8 @@ def build_app(
             Route("/approvals/{run_id}", decide_approval, methods=["POST"]),
             *(runs_routes.routes(engine) if engine is not None else []),
             *(run_stream.routes(engine) if engine is not None else []),
+            *(console.routes(console.ConsoleParts(engine, gateway, workflows, knowledge))
+              if engine is not None else []),
             *(metadata_routes(oauth) if oauth is not None else []),
             Mount("/", app=mcp_app),
         ],
@@ -252,6 +269,7 @@ def build_app(
     )
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.add_middleware(BearerAuth, authenticator=authenticator)
+    app.add_middleware(console.SecurityHeaders)  # outside the auth: refusals get them too
     # DNS rebinding: on a loopback bind, Host must be a loopback name and a browser's
     # Origin a loopback origin (plus http.allowed_hosts / allowed_origins), on every route.
     app.add_middleware(HostOriginGuardMiddleware, mode="auto",

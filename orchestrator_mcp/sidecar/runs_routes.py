@@ -41,7 +41,7 @@ class RunRequest(BaseModel):
     context: dict[str, Any] | None = None
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
+def problems(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
             for e in exc.errors(include_input=False, include_url=False)[:20]]
 
@@ -50,7 +50,7 @@ def _listed(record: RunRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude={"steps"})
 
 
-def _bounded_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+def bounded_int(request: Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query_params.get(name)
     if text is None:
         return default
@@ -63,19 +63,22 @@ def _bounded_int(request: Request, name: str, default: int, low: int, high: int)
     return value
 
 
+def parse_status(text: str | None) -> RunStatus | None:
+    try:
+        return RunStatus(text) if text else None
+    except ValueError:
+        raise InvalidRequest(f"status={text!r} is not a run status; one of "
+                             f"{', '.join(s.value for s in RunStatus)}") from None
+
+
 def routes(engine: RunEngine) -> list[Route]:
     async def list_runs(request: Request) -> Response:
-        status_text = request.query_params.get("status")
-        try:
-            status = RunStatus(status_text) if status_text else None
-        except ValueError:
-            raise InvalidRequest(f"status={status_text!r} is not a run status; one of "
-                                 f"{', '.join(s.value for s in RunStatus)}") from None
         records = await engine.list(
-            status=status, profile=request.query_params.get("profile") or None,
+            status=parse_status(request.query_params.get("status")),
+            profile=request.query_params.get("profile") or None,
             since=parse_since(request.query_params.get("since")),
-            limit=_bounded_int(request, "limit", 50, 1, MAX_LIST),
-            offset=_bounded_int(request, "offset", 0, 0, 10_000_000))
+            limit=bounded_int(request, "limit", 50, 1, MAX_LIST),
+            offset=bounded_int(request, "offset", 0, 0, 10_000_000))
         return JSONResponse({"runs": [_listed(r) for r in records]})
 
     async def get_run(request: Request) -> Response:
@@ -90,7 +93,7 @@ def routes(engine: RunEngine) -> list[Route]:
             wanted = RunRequest.model_validate_json(await request.body())
         except ValidationError as exc:
             error = InvalidRequest("the body is not a valid run request")
-            error.detail = _problems(exc)
+            error.detail = problems(exc)
             raise error from None
         key = request.headers.get("idempotency-key")
         principal = request.scope.get("state", {}).get("principal")
