@@ -98,10 +98,11 @@ class Application:
         try:
             yield
         finally:
-            try:
-                await background
-            finally:
-                await self.stop()
+            # Told to stop while still starting (a SIGTERM right after start): stop what
+            # has started rather than finish starting first.
+            background.cancel()
+            await asyncio.wait({background})
+            await self.stop()
 
 
 class ProviderCache:
