@@ -80,7 +80,11 @@ class Orchestrator:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
             self.proc.send_signal(sig)
-            self.proc.wait(20)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:  # never leave it running
+                self.proc.kill()
+                self.proc.wait(20)
             self.proc = None
 
     def runs(self) -> list[dict[str, Any]]:

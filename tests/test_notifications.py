@@ -221,13 +221,17 @@ def test_a_failing_receiver_gets_the_notice_once_and_failures_are_counted(
     assert served.metric("orchestrator_notifications_total", target="flaky",
                          event="completed", outcome="delivered") == 1
 
-    flaky.script = [404]  # final: not tried again
-    refused = served.start_run("say something else", "flaky")
-    note = "notification to flaky (completed) refused: HTTP 404"
-    wait_until(lambda: note in served.notes(refused), timeout=60)
-    assert len(requests_of(flaky, refused)) == 1
+    flaky.script = [404, 302]  # final, not tried again; a redirect is not followed
+    refused = [served.start_run(f"say something else {n}", "flaky") for n in range(2)]
+
+    def refusals() -> list[str]:
+        return [note for run in refused for note in served.notes(run)]
+    wait_until(lambda: len(refusals()) == 2, timeout=60)
+    assert sorted(refusals()) == [f"notification to flaky (completed) refused: HTTP {s}"
+                                  for s in (302, 404)]
+    assert [len(requests_of(flaky, run)) for run in refused] == [1, 1]
     assert served.metric("orchestrator_notifications_total", target="flaky",
-                         event="completed", outcome="refused") == 1
+                         event="completed", outcome="refused") == 2
     assert_secret_kept(served.orch)
 
 

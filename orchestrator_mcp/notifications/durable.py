@@ -10,6 +10,7 @@ DBOS, so only the executing engine imports it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -101,12 +102,13 @@ class NotificationDelivery(DBOSConfiguredInstance):
         sent = messages.headers(f"{notice['run_id']}:{notice['seq']}", timestamp, body,
                                 settings.secret)
         try:
-            async with httpx2.AsyncClient(timeout=settings.timeout_seconds,
-                                          follow_redirects=False) as http:
+            # httpx's timeout bounds each read; this bounds a receiver that trickles bytes
+            async with asyncio.timeout(settings.timeout_seconds), httpx2.AsyncClient(
+                    timeout=settings.timeout_seconds, follow_redirects=False) as http:
                 async with http.stream("POST", settings.url, content=body,
                                        headers=sent) as response:
                     status = response.status_code  # the body is not read: it may be huge
-        except httpx2.HTTPError as exc:  # its message may hold the URL: only the kind
+        except (httpx2.HTTPError, TimeoutError) as exc:  # the message may hold the URL
             error = type(exc).__name__
             metrics.NOTIFICATION_FAILED_ATTEMPTS.labels(target).inc()
             log.warning("notification of run %s to %r, attempt %d, failed: %s",

@@ -103,7 +103,9 @@ def slack(body: dict[str, Any]) -> dict[str, Any]:
 
 def encode(body: dict[str, Any], format: str) -> bytes:
     payload = slack(body) if format == "slack" else body
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    # "replace": a lone surrogate a host put in a goal must not stop the delivery
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "replace")
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
