@@ -318,3 +318,66 @@ def test_hostile_configuration_is_refused_clearly(tmp_path: Path) -> None:
     loaded = load_config(tmp_path).servers.notifications
     assert loaded.public_url == "https://console.example.com"
     assert [t.name for t in loaded.targets] == ["lan", "local"]
+
+
+# ---- the bodies, for hostile run content --------------------------------------------------
+
+
+def test_run_text_cannot_forge_slack_links_or_grow_a_notice() -> None:
+    from orchestrator_mcp.config.notifications import NotificationEvent
+    from orchestrator_mcp.notifications import messages
+    from orchestrator_mcp.runs.models import RunRecord, RunStatus
+
+    record = RunRecord(id="run_x", goal="<!channel> see <https://evil.example|the fix> & go",
+                       profile="ops", status=RunStatus.FAILED, created_at=0, updated_at=0,
+                       error="E" * 50_000)
+    pending = {"tool": "t", "arguments": {"blob": "x" * 100_000}, "reason": "r" * 5000}
+    waiting = messages.notice(record, 3, NotificationEvent.AWAITING_APPROVAL, 0,
+                              pending=pending, alert_rule=None, public_url=None)
+    assert waiting["pending_approval"]["arguments"] == "(too large for a notification: see " \
+        "the run)" and len(json.dumps(waiting)) < 20_000
+    assert waiting["console_url"] is None and waiting["error"] is None
+    failed = messages.notice(record, 4, NotificationEvent.FAILED, 0, pending=None,
+                             alert_rule="disk", public_url="https://o.example.com")
+    assert len(failed["error"]) == messages.MAX_TEXT and failed["error"].endswith("…")
+    message = json.loads(messages.encode(failed, "slack"))
+    text = message["blocks"][0]["text"]["text"]
+    assert "<!channel>" not in text and "<https://evil" not in text
+    assert "&lt;!channel&gt; see &lt;https://evil.example|the fix&gt; &amp; go" in text
+    assert len(text) <= messages.SLACK_SECTION
+    assert message["blocks"][1]["elements"][0]["text"] == (
+        "<https://o.example.com/console/runs/run_x|Open the run in the console>")
+    lone = messages.notice(record.model_copy(update={"goal": "bad \udc80 text"}), 5,
+                           NotificationEvent.FAILED, 0, pending=None, alert_rule=None,
+                           public_url=None)
+    assert json.loads(messages.encode(lone, "json"))["goal"] == "bad ? text"
+
+
+def test_notes_added_at_once_each_take_their_own_number(tmp_path: Path) -> None:
+    """Two deliveries of one run end together and both note it (a real SQLite file, real
+    threads): before the run was locked first, one note took the other's number."""
+    import threading
+
+    from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord
+    from orchestrator_mcp.runs.store import RunStore
+
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    now = time.time()
+    store.create(RunRecord(id="run_a", goal="g", profile="default", status=RunStatus.QUEUED,
+                           created_at=now, updated_at=now))
+    added: list[bool] = []
+
+    def add(i: int) -> None:
+        added.append(store.add_note("run_a", StepRecord(n=0, kind="note", at=now,
+                                                        summary=f"note {i}", detail={})))
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    record = store.get("run_a")
+    assert record is not None and added == [True] * 12
+    assert sorted(s.summary for s in record.steps) == sorted(f"note {i}" for i in range(12))
+    assert not store.add_note("run_nope", StepRecord(n=0, kind="note", at=now, summary="x",
+                                                     detail={}))
+    store.close()

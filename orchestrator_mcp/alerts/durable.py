@@ -38,7 +38,8 @@ def storm_goal(notes: list[Notification]) -> str:
             "common and diagnose the shared cause first:\n" + "\n".join(lines))
 
 
-class _AlertWork(DBOSConfiguredInstance):
+@DBOS.dbos_class(kinds.STORM_CLASS)
+class StormSummary(DBOSConfiguredInstance):
     def __init__(self, steps: RunSteps, settings: AlertsSettings) -> None:
         self.steps = steps
         self.settings = settings
@@ -51,9 +52,6 @@ class _AlertWork(DBOSConfiguredInstance):
             self._store = await asyncio.to_thread(AlertStore, self.steps.ports.store.engine)
         return self._store
 
-
-@DBOS.dbos_class(kinds.STORM_CLASS)
-class StormSummary(_AlertWork):
     @DBOS.workflow(name=kinds.STORM_WORKFLOW)
     async def run(self, first_receipt: str) -> str | None:
         """Every STORM_CHECK_SECONDS (durable sleeps): while notifications are deferred and

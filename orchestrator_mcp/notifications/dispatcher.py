@@ -36,6 +36,8 @@ ALERT_SOURCE = "alertmanager"
 # The alert service records which rule opened a run just after submitting it; an event of
 # an alert run whose rule is not recorded yet waits this long for it.
 RULE_WAIT = 10.0
+CURSOR_WRITE_SECONDS = 10.0
+WAKE_DELAY = 0.05  # a woken dispatcher waits this long, so a burst of changes is one look
 
 
 class NotificationDispatcher:
@@ -45,6 +47,8 @@ class NotificationDispatcher:
         self._store: NotificationStore | None = None
         self._alerts: AlertStore | None = None
         self._seen: dict[tuple[str, int], float] = {}  # handed over → the event's time
+        self._cursor: float | None = None  # as far as this dispatcher has looked
+        self._saved: float | None = None  # the cursor as last written
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -77,16 +81,18 @@ class NotificationDispatcher:
                 log.exception("notifications could not be dispatched; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.settings.poll_seconds)
+                await asyncio.sleep(WAKE_DELAY)
 
     async def dispatch(self) -> None:
         """Hand every event since the cursor that some target wants to its deliveries."""
         store = self._store
         assert store is not None
         now = time.time()
-        cursor = await asyncio.to_thread(store.cursor)
-        if cursor is None:  # the first look ever: from now on
-            cursor = now - SLACK
-            await asyncio.to_thread(store.advance, cursor)
+        if self._cursor is None:
+            self._saved = self._cursor = await asyncio.to_thread(store.cursor)
+            if self._cursor is None:  # the first look ever: from now on
+                self._cursor = now - SLACK
+        cursor = self._cursor
         since = max(cursor - SLACK, now - self.settings.catch_up_hours * 3600)
         held: float | None = None  # the oldest event left for the next look
         after: tuple[float, str, int] | None = None
@@ -106,8 +112,12 @@ class NotificationDispatcher:
             last = page[-1]
             after = (last.at, last.run_id, last.seq)
         reached = now - 1 if held is None else min(held, now - 1)
-        if reached > cursor:
-            await asyncio.to_thread(store.advance, reached)
+        self._cursor = max(cursor, reached)
+        # Written now and then, not on every look (a restart just looks a little further
+        # back; what was handed over is not handed over again).
+        if self._saved is None or self._cursor - self._saved >= CURSOR_WRITE_SECONDS:
+            await asyncio.to_thread(store.advance, self._cursor)
+            self._saved = self._cursor
         self._seen = {k: at for k, at in self._seen.items() if at >= reached - 2 * SLACK}
 
     async def _hand_over(self, milestone: RunMilestone, now: float) -> bool:

@@ -287,7 +287,11 @@ class RunStore:
         entries are numbered by its workflow, which a note must never take). False: there
         is no such run."""
         with self.engine.begin() as db:
-            if db.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+            # A write first: it locks the run (its row on PostgreSQL, the file on SQLite)
+            # until the note is in, so notes added at once (two notifications) never take
+            # the same number.
+            if not db.execute(runs.update().where(runs.c.id == run_id)
+                              .values(seq=runs.c.seq)).rowcount:
                 return False
             last = db.execute(sa.select(sa.func.max(run_steps.c.n)).where(
                 (run_steps.c.run_id == run_id) & (run_steps.c.n >= self.NOTES_FROM))).scalar()
