@@ -265,8 +265,9 @@ def test_one_delivery_per_event_after_a_kill_9(tmp_path: Path, llm: FakeOpenAI) 
         assert sorted(events) == ["awaiting_approval", "completed"]
         assert len({headers["x-orchestrator-event"] for headers, _ in sent}) == 2
         notes = wait_until(lambda: len(n := served.notes(run_id)) == 2 and n, timeout=30)
-        pattern = (r"notified signed \((awaiting_approval|completed)\) after \d+ failed "
-                   r"attempts? \(ConnectError.*\)")
+        # A failed attempt the kill cut off before DBOS recorded it is not counted.
+        pattern = (r"notified signed \((awaiting_approval|completed)\)( after \d+ failed "
+                   r"attempts? \(ConnectError.*\))?")
         assert all(re.fullmatch(pattern, n) for n in notes), notes
         assert_secret_kept(orch)
     finally:
