@@ -4,15 +4,15 @@ dispatchers have looked through the run event log.
 `orch_run_events.at` is indexed for that look (events since the cursor), and
 `orch_alert_groups.run_id` for finding the alert rule that opened a run.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
