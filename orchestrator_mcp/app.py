@@ -18,6 +18,8 @@ from orchestrator_mcp.config import Config, ProfileConfig
 from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
+from orchestrator_mcp.notifications import kinds as notification_kinds
+from orchestrator_mcp.notifications.dispatcher import NotificationDispatcher
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.workflows import submit as workflow_runs
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -38,9 +40,11 @@ class Application:
     * `command` (the CLI's run/approve/list…): executes only when no server holds the data
       dir, and connects to downstream servers only then (`started`).
 
-    Start: the gateway (except for a command), then the run engine (DBOS), then alerts.
-    Stop, in reverse: alerts; the gateway, which still needs threads, before the engine,
-    because DBOS swaps in its own thread pool and shuts it down on destroy.
+    Start: the gateway (except for a command), then the run engine (DBOS), then alerts,
+    then (where runs execute, except for a command) the notification dispatcher.
+    Stop, in reverse: notifications and alerts; the gateway, which still needs threads,
+    before the engine, because DBOS swaps in its own thread pool and shuts it down on
+    destroy.
     """
 
     config: Config
@@ -49,6 +53,7 @@ class Application:
     engine: RunEngine
     workflows: WorkflowRuns
     alerts: AlertService
+    notifications: NotificationDispatcher
     knowledge: KnowledgeBase | None = None
     front: FastMCP = field(init=False)
     role: Role = "serve"
@@ -69,8 +74,15 @@ class Application:
                 await self.alerts.start()
             except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
                 logging.getLogger(__name__).exception("alert handling could not start")
+        # Where runs execute; a command's events are sent by the next server or worker.
+        if self.role != "command" and self.engine.executor:
+            try:
+                await self.notifications.start()
+            except Exception:  # noqa: BLE001 - runs go on; the next start catches up
+                logging.getLogger(__name__).exception("notifications could not start")
 
     async def stop(self) -> None:
+        await self.notifications.stop()
         await self.alerts.stop()
         await self.gateway.stop()
         await self.engine.stop()
@@ -171,12 +183,14 @@ def build_application(
     engine = RunEngine(data_dir, gateway, config.profiles.profiles, ProviderCache(config),
                        pricer(config), settings=config.servers.runs,
                        kinds=[workflow_runs.run_kind(definitions),
-                              *alert_kinds.run_kinds(config.profiles.alerts)],
+                              *alert_kinds.run_kinds(config.profiles.alerts),
+                              *notification_kinds.run_kinds(config.servers.notifications)],
                        audit_retention_days=config.servers.audit.retention_days)
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
+    notifications = NotificationDispatcher(config.servers.notifications, engine)
     application = Application(config, data_dir, gateway, engine, workflows, alerts,
-                              knowledge=kb, role=role, execute=execute)
+                              notifications, knowledge=kb, role=role, execute=execute)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
                                     workflows=workflows)

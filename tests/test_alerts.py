@@ -56,8 +56,11 @@ PROFILES = {
 
 class Orchestrator:
     def __init__(self, tmp: Path, everything_cfg: dict, llm: FakeOpenAI,
-                 profiles: dict[str, Any] = PROFILES) -> None:
-        self.config = write_config(tmp / "config", {"everything": everything_cfg})
+                 profiles: dict[str, Any] = PROFILES, servers: dict[str, Any] | None = None,
+                 **sections: Any) -> None:
+        """`servers` (default: the everything server) and `sections` go to servers.yaml."""
+        self.config = write_config(tmp / "config", servers or {"everything": everything_cfg},
+                                   **sections)
         (self.config / "profiles.yaml").write_text(yaml.safe_dump(profiles))
         self.data = tmp / "data"
         self.port = free_port()
@@ -78,7 +81,11 @@ class Orchestrator:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
             self.proc.send_signal(sig)
-            self.proc.wait(20)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:  # never leave it running
+                self.proc.kill()
+                self.proc.wait(20)
             self.proc = None
 
     def runs(self) -> list[dict[str, Any]]:
@@ -281,14 +288,16 @@ def test_approvals_over_http(orchestrator: Orchestrator) -> None:
 
 
 class Receiver:
-    """The endpoint `alerts.deliver_url` points at: a local HTTP server that records each
-    POSTed JSON body and answers with the scripted statuses in turn, then 200. Its port is
-    fixed, so it can be down (not started) while the orchestrator already points at it."""
+    """A notification target: a local HTTP server that records each POSTed JSON body (and
+    its raw bytes and headers) and answers with the scripted statuses in turn, then 200.
+    Its port is fixed, so it can be down (not started) while the orchestrator already
+    points at it."""
 
     def __init__(self, *statuses: int) -> None:
         self.port = free_port()
         self.script = list(statuses)
         self.received: list[dict[str, Any]] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []  # (headers, raw body)
         self.answered: list[int] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -304,9 +313,10 @@ class Receiver:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
                 status = owner.script.pop(0) if owner.script else 200
-                owner.received.append(body)
+                owner.requests.append((dict(self.headers.items()), raw))
+                owner.received.append(json.loads(raw))
                 owner.answered.append(status)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -322,7 +332,7 @@ class Receiver:
             self._server = None
 
     def of_run(self, run_id: str) -> list[dict[str, Any]]:
-        return [body for body in self.received if body["run_id"] == run_id]
+        return [body for body in self.received if body.get("run_id") == run_id]
 
 
 HOOK_SECRET = "hook-secret-5a5a5a5a"
@@ -330,11 +340,14 @@ HOOK_SECRET = "hook-secret-5a5a5a5a"
 
 @contextmanager
 def delivering(tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI, receiver: Receiver,
-               **alerts: Any) -> Iterator[Orchestrator]:
-    """An orchestrator (serve --http) whose alerts deliver to `receiver`."""
-    profiles = {**PROFILES, "alerts": {**PROFILES["alerts"], "deliver_url": receiver.url,
-                                       **alerts}}
-    orch = Orchestrator(tmp_path, everything_cfg, llm, profiles)
+               alert_rules: list[str], **alerts: Any) -> Iterator[Orchestrator]:
+    """An orchestrator (serve --http) that notifies `receiver` of the ends of the runs
+    these alert rules open."""
+    profiles = {**PROFILES, "alerts": {**PROFILES["alerts"], **alerts}}
+    target = {"name": "alerts", "url": receiver.url, "alert_rules": alert_rules,
+              "events": ["completed", "failed", "cancelled"]}
+    orch = Orchestrator(tmp_path, everything_cfg, llm, profiles,
+                        notifications={"targets": [target]})
     orch.start()
     try:
         yield orch
@@ -350,12 +363,6 @@ def alert_run(orch: Orchestrator, instance: str, summary: str) -> str:
     assert orch.post(json.dumps(body).encode()).status_code == 200
     return wait_until(lambda: next((r["id"] for r in orch.runs()
                                     if instance in r["goal"]), None), timeout=30)
-
-
-def groups_delivered(orch: Orchestrator) -> dict[str, float | None]:
-    """run id → when its alert group's outcome was delivered (None: not delivered)."""
-    with contextlib.closing(sqlite3.connect(orch.data / "runs.sqlite")) as db:
-        return dict(db.execute("SELECT run_id, delivered_at FROM orch_alert_groups"))
 
 
 def workflow_status(orch: Orchestrator, workflow_id: str) -> str | None:
@@ -374,77 +381,48 @@ def assert_secret_kept(orch: Orchestrator) -> None:
 ECHO = 'disk\nCALL everything_echo {"message": "fixed"}\n'
 
 
-def test_outcome_is_delivered_to_the_configured_url(
+def test_alert_runs_outcome_is_notified_to_the_targets_of_its_rule(
     tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
 ) -> None:
+    """Replaces `alerts.deliver_url`: a notification target filtered by alert rule gets
+    the end of each run its rules open, and nothing of other runs. (Retries, signatures
+    and kill -9 are in tests/test_notifications.py.)"""
     receiver = Receiver()
     receiver.start()
-    with delivering(tmp_path, everything_cfg, llm, receiver) as orch:
+    with delivering(tmp_path, everything_cfg, llm, receiver, ["disk"]) as orch:
         run_id = alert_run(orch, "deliver-1", ECHO)
         message = wait_until(lambda: receiver.of_run(run_id), timeout=60)[0]
-        assert message["status"] == "completed"
-        assert message["text"].startswith("[completed] Disk alert HighDiskUsage on deliver-1")
-        assert "Echo: fixed" in message["text"]
-        assert set(message) == {"text", "run_id", "status", "stop_reason", "answer", "error"}
-        wait_until(lambda: groups_delivered(orch)[run_id])
-
-
-def test_delivery_is_retried_on_503_and_not_on_404(
-    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
-) -> None:
-    receiver = Receiver(503, 503)
-    receiver.start()
-    with delivering(tmp_path, everything_cfg, llm, receiver) as orch:
-        run_id = alert_run(orch, "retry-1", ECHO)
-        started = time.monotonic()
-        wait_until(lambda: groups_delivered(orch)[run_id], timeout=60)
-        assert receiver.answered == [503, 503, 200]  # DBOS waited 2 s, then 4.8 s
-        assert time.monotonic() - started >= 6
-        [message] = receiver.of_run(run_id)[2:]
-        assert message["text"].startswith("[completed] Disk alert HighDiskUsage on retry-1")
-        assert receiver.of_run(run_id) == [message] * 3
-
-        receiver.script = [404]  # final: not retried, the group stays undelivered
-        refused = alert_run(orch, "refused-1", ECHO)
-        wait_until(lambda: workflow_status(orch, f"alert_deliver_{refused}") == "SUCCESS",
-                   timeout=60)
-        assert len(receiver.of_run(refused)) == 1 and receiver.answered[-1] == 404
-        assert groups_delivered(orch)[refused] is None
+        assert message["event"] == "completed" and message["alert_rule"] == "disk"
+        assert message["source"] == "alertmanager" and message["profile"] == "diagnose"
+        assert message["goal"].startswith("Disk alert HighDiskUsage on deliver-1")
+        assert "Echo: fixed" in message["answer"]
+        other = httpx2.post(f"{orch.url}/runs", json={"goal": "say something"}, timeout=10,
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+        assert other.status_code == 201, other.text
+        other_id = other.json()["id"]
+        wait_until(lambda: dispatched(orch, other_id), timeout=60)
+        assert dispatched(orch, other_id) == [("completed", "[]")]
+        assert receiver.of_run(other_id) == [] and len(receiver.of_run(run_id)) == 1
         assert_secret_kept(orch)
 
 
-def test_pending_delivery_survives_kill_9(
-    tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
-) -> None:
-    receiver = Receiver()  # down: every attempt fails to connect
-    with delivering(tmp_path, everything_cfg, llm, receiver) as orch:
-        run_id = alert_run(orch, "kill-1", ECHO)
-        log = orch.data / "logs" / "orchestrator.log"
-        wait_until(lambda: f"alert delivery of run {run_id} failed: ConnectError"
-                   in log.read_text(), timeout=60)  # DBOS waits to retry
-        assert workflow_status(orch, f"alert_deliver_{run_id}") == "PENDING"
-        orch.stop(signal.SIGKILL)
-        assert groups_delivered(orch)[run_id] is None and receiver.received == []
-
-        receiver.start()
-        orch.start()  # same data dir: DBOS resumes the delivery
-        wait_until(lambda: workflow_status(orch, f"alert_deliver_{run_id}") == "SUCCESS",
-                   timeout=60)
-        assert groups_delivered(orch)[run_id]
-        [message] = receiver.of_run(run_id)  # the receiver was down until then: once
-        assert message["status"] == "completed" and "Echo: fixed" in message["text"]
+def dispatched(orch: Orchestrator, run_id: str) -> list[tuple[str, str]]:
+    """(event, targets) of the run's events the notification dispatcher handed over."""
+    with contextlib.closing(sqlite3.connect(orch.data / "runs.sqlite")) as db:
+        return db.execute("SELECT event, targets FROM orch_notification_dispatch WHERE "
+                          "run_id = ? ORDER BY seq", (run_id,)).fetchall()
 
 
 def test_deferred_notifications_become_one_summary_run(
     tmp_path: Path, everything_cfg: dict, llm: FakeOpenAI
 ) -> None:
     """A rule at its max_concurrent defers the next notifications; the storm watcher
-    summarises them into one run, whose outcome is delivered like any alert run's."""
+    summarises them into one run, whose outcome is notified like any alert run's."""
     receiver = Receiver()
     receiver.start()
     busy = {"name": "busy", "match": {"alertname": "Busy"}, "profile": "diagnose",
             "max_concurrent": 1, "goal": "SLEEP 3\nBusy on {{ labels.instance }}"}
-    with delivering(tmp_path, everything_cfg, llm, receiver,
+    with delivering(tmp_path, everything_cfg, llm, receiver, ["busy"],
                     rules=[busy, *PROFILES["alerts"]["rules"]]) as orch:
         bodies = [notification(alertname="Busy", instance=f"node-{n}") for n in range(4)]
         for body in bodies:

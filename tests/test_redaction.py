@@ -290,15 +290,20 @@ def test_config_secrets_cover_urls_headers_and_keys(tmp_path: Path,
         "llm": {"provider": "openai", "api_key": "sk-llm-key-000111",
                 "base_url": "https://llm.example.com/v1?key=llmq-777777"},
         "runs": {"database_url": "postgresql://orch:runs-db-pw-3@db:5432/orch"},
+        "notifications": {"targets": [
+            {"name": "slack", "url": "https://hooks.slack.com/services/T0/B0/slackpath0000",
+             "format": "slack"},
+            {"name": "hook", "url": "https://tok-user-0000:hook-pw-1111@hooks.example.com/x",
+             "secret": "notify-hmac-5555"}]},
     }))
     (tmp_path / "profiles.yaml").write_text(yaml.safe_dump({"alerts": {
-        "hmac_secret": "hmac-secret-42424242",
-        "deliver_url": "https://hooks.slack.com/services/T0/B0/slackpath0000"}}))
+        "hmac_secret": "hmac-secret-42424242"}}))
     found = set(config_secrets(load_config(tmp_path)))
     assert {"LIC-0001-abcdefgh", "pass%2Fword-99", "pass/word-99", "xak-1234567890",
             "Bearer brr-1234567890", "brr-1234567890", "dbpw-2222", "sk-llm-key-000111",
             "llmq-777777", "runs-db-pw-3", "hmac-secret-42424242",
-            "https://hooks.slack.com/services/T0/B0/slackpath0000"} <= found
+            "https://hooks.slack.com/services/T0/B0/slackpath0000", "tok-user-0000",
+            "hook-pw-1111", "notify-hmac-5555"} <= found
     assert not {"1", "debug-level", "postgres://u:dbpw-2222@h/db"} & found
 
 

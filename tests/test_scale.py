@@ -292,16 +292,23 @@ async def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "ORCH_DATABASE_URL" in done.stderr
 
 
-async def test_alert_deliveries_and_storm_summaries_run_once_on_the_workers(
+async def test_alert_notifications_and_storm_summaries_run_once_on_the_workers(
         cluster: Cluster) -> None:
-    """The front routes alerts but executes nothing: it starts the durable deliveries and
-    the storm watcher by name, and exactly one worker runs each."""
+    """The front routes alerts but executes nothing: it starts the storm watcher by name,
+    and exactly one worker runs it; the workers' notification dispatchers both read the
+    shared run event log, and each alert run's end is delivered once (one of them after a
+    503), by a worker."""
     receiver = Receiver(503)
     receiver.start()
     busy = {"name": "busy", "match": {"alertname": "Busy"}, "profile": "ops",
             "max_concurrent": 1, "goal": "SLEEP 3\nBusy on {{ labels.instance }}"}
     (cluster.config / "profiles.yaml").write_text(yaml.safe_dump({**PROFILES, "alerts": {
-        "deliver_url": receiver.url, "rules": [busy, *PROFILES["alerts"]["rules"]]}}))
+        "rules": [busy, *PROFILES["alerts"]["rules"]]}}))
+    servers = yaml.safe_load((cluster.config / "servers.yaml").read_text())
+    servers["notifications"] = {"poll_seconds": 0.5, "targets": [{
+        "name": "alerts", "url": receiver.url, "alert_rules": ["busy", "disk"],
+        "events": ["completed", "failed"]}]}
+    (cluster.config / "servers.yaml").write_text(yaml.safe_dump(servers))
     cluster.start_front()
     for name in ("w1", "w2"):
         cluster.start_worker(name)
@@ -309,26 +316,28 @@ async def test_alert_deliveries_and_storm_summaries_run_once_on_the_workers(
         await eventually(lambda: cluster.live_workers() == 2, 60)
         bodies = [notification(), *(notification(alertname="Busy", instance=f"node-{n}")
                                     for n in range(4))]
-        async with httpx2.AsyncClient() as http:
+        async with httpx2.AsyncClient(timeout=30) as http:
             for body in bodies:
                 response = await http.post(f"{cluster.url}/webhooks/alertmanager", json=body,
                                            headers={"Authorization": f"Bearer {TOKEN}"})
                 assert response.status_code == 200, response.text
 
-        def delivered() -> list[str]:
-            return [run for run, at in cluster.query(
-                "SELECT run_id, delivered_at FROM orch_alert_groups") if at is not None]
+        def delivered() -> set[str]:
+            return {body["run_id"] for body, status in zip(
+                receiver.received, receiver.answered, strict=True) if status == 200}
         await eventually(lambda: len(delivered()) == 3, 90, 0.5)
+        await asyncio.sleep(2)  # nothing more comes
         storms = [run for run in delivered() if run.startswith("run_storm_")]
         assert len(storms) == 1
         posts = Counter(body["run_id"] for body in receiver.received)
-        assert set(posts) == set(delivered())  # each once, and one of them after a 503
+        assert set(posts) == delivered()  # each once, and one of them after a 503
         assert sorted(posts.values()) == [1, 1, 2] and receiver.answered[0] == 503
+        assert {body["alert_rule"] for body in receiver.received} == {"busy", "disk"}
         placed = dict(cluster.query(
             "SELECT workflow_uuid, executor_id FROM dbos.workflow_status "
-            "WHERE workflow_uuid LIKE 'alert_%'"))
+            "WHERE workflow_uuid LIKE 'alert_%' OR workflow_uuid LIKE 'notify:%'"))
         assert len([w for w in placed if w.startswith("alert_storm_")]) == 1
-        assert len([w for w in placed if w.startswith("alert_deliver_")]) == 3
+        assert len([w for w in placed if w.startswith("notify:")]) == 3
         workers = {row[0] for row in cluster.query("SELECT executor_id FROM orch_executors")}
         assert set(placed.values()) <= workers
     finally:

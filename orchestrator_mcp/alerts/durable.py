@@ -1,17 +1,16 @@
-"""The alerts' durable work as DBOS workflows: delivering a run's outcome to
-`alerts.deliver_url`, and summarising the notifications a storm deferred into one run.
+"""The alerts' durable work as a DBOS workflow: summarising the notifications a storm
+deferred into one run.
 
-Both are configured instances built by the executing engine before DBOS launches (kinds in
-`alerts.kinds`), so DBOS resumes them after a crash or restart wherever an executor runs:
-a delivery pending when the process died is sent after the restart, a storm watcher goes on
-waiting where it was. This module imports DBOS, so only the executing engine imports it.
+A configured instance built by the executing engine before DBOS launches (its kind in
+`alerts.kinds`), so DBOS resumes it after a crash or restart wherever an executor runs: a
+storm watcher goes on waiting where it was. This module imports DBOS, so only the
+executing engine imports it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from dbos import DBOS, DBOSConfiguredInstance, SetWorkflowID
@@ -24,38 +23,12 @@ from orchestrator_mcp.config.alerts import AlertsSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.llm import LLMError
 from orchestrator_mcp.runs.kinds import INSTANCE
-from orchestrator_mcp.runs.models import RunRecord
 from orchestrator_mcp.runs.steps import RunSteps
 from orchestrator_mcp.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
-# A delivery is tried up to 8 times: at once, then after waits of 2 s growing ×2.4 (2, 4.8,
-# 11.5, 27.6, 66, 159, 382 s), so the last attempt is ≈ 11 minutes after the first. Only
-# connection errors, timeouts, 408, 429 and 5xx are retried; any other 4xx, or a 3xx
-# (redirects are not followed: the URL is the only place deliveries go), is final.
-DELIVERY_ATTEMPTS = 8
-DELIVERY_FIRST_WAIT = 2.0
-DELIVERY_BACKOFF = 2.4
-DELIVERY_TIMEOUT = 10.0  # seconds for one POST
-OUTCOME_WAIT = 10.0  # a cancelled run's record says so just after its workflow stops
 STORM_CHECK_SECONDS = 5.0  # how often a storm watcher looks whether the storm has passed
-
-
-class DeliveryFailed(Exception):
-    """An attempt worth repeating. Its message never holds the URL, whose query may carry
-    a secret (DBOS logs it and records it with the step)."""
-
-
-def delivery_body(record: RunRecord) -> dict[str, Any]:
-    """Slack-compatible `text`, plus the run's fields."""
-    outcome = record.answer or record.error or ""
-    return {
-        "text": f"[{record.status.value}] {record.goal[:300]}\n{outcome[:3000]}",
-        "run_id": record.id, "status": record.status.value,
-        "stop_reason": record.stop_reason.value if record.stop_reason else None,
-        "answer": record.answer, "error": record.error,
-    }
 
 
 def storm_goal(notes: list[Notification]) -> str:
@@ -65,7 +38,8 @@ def storm_goal(notes: list[Notification]) -> str:
             "common and diagnose the shared cause first:\n" + "\n".join(lines))
 
 
-class _AlertWork(DBOSConfiguredInstance):
+@DBOS.dbos_class(kinds.STORM_CLASS)
+class StormSummary(DBOSConfiguredInstance):
     def __init__(self, steps: RunSteps, settings: AlertsSettings) -> None:
         self.steps = steps
         self.settings = settings
@@ -77,93 +51,6 @@ class _AlertWork(DBOSConfiguredInstance):
         if self._store is None:
             self._store = await asyncio.to_thread(AlertStore, self.steps.ports.store.engine)
         return self._store
-
-
-@DBOS.dbos_class(kinds.DELIVERY_CLASS)
-class AlertDelivery(_AlertWork):
-    @DBOS.workflow(name=kinds.DELIVERY_WORKFLOW)
-    async def run(self, run_id: str) -> str:
-        """Wait for the run to end, POST its outcome, mark its alert group delivered.
-        Returns what happened."""
-        if await DBOS.get_workflow_status_async(run_id) is None:
-            log.warning("alert delivery: run %s was never queued; nothing to deliver", run_id)
-            return "no_run"
-        try:
-            await DBOS.get_result_async(run_id)
-        except Exception:  # noqa: BLE001 - failed and cancelled runs are delivered too
-            pass
-        body = await self.outcome(run_id)
-        if body is None:
-            return "no_outcome"
-        if not self.settings.deliver_url:
-            log.info("alert delivery of run %s skipped: alerts.deliver_url is not set", run_id)
-            return "not_configured"
-        try:
-            status = await self.post(body)
-        except Exception as exc:  # noqa: BLE001 - DBOS gave up retrying
-            log.warning("alert delivery of run %s gave up after %d attempts: %s", run_id,
-                        DELIVERY_ATTEMPTS, exc)
-            return "gave_up"
-        if status >= 300:
-            log.warning("alert delivery of run %s was refused with HTTP %s; not retried",
-                        run_id, status)
-            return f"refused_{status}"
-        await self.mark_delivered(run_id)
-        return "delivered"
-
-    @DBOS.step(name="alert_delivery_outcome")
-    async def outcome(self, run_id: str) -> dict[str, Any] | None:
-        """The body to POST; None when the run's record is gone or never says it ended."""
-        deadline = time.monotonic() + OUTCOME_WAIT
-        while True:
-            record = await self.steps.db(self.steps.ports.store.get, run_id, with_steps=False)
-            if record is None:
-                log.warning("alert delivery: run %s is not in the runs table", run_id)
-                return None
-            if record.status.finished:
-                return delivery_body(record)
-            if time.monotonic() >= deadline:
-                log.warning("alert delivery: run %s stopped but its record says %s; not "
-                            "delivered", run_id, record.status.value)
-                return None
-            await asyncio.sleep(0.1)
-
-    @DBOS.step(name="alert_delivery_post", retries_allowed=True,
-               max_attempts=DELIVERY_ATTEMPTS, interval_seconds=DELIVERY_FIRST_WAIT,
-               backoff_rate=DELIVERY_BACKOFF)
-    async def post(self, body: dict[str, Any]) -> int:
-        """One attempt: the HTTP status when final (2xx; 3xx, as redirects are not
-        followed; a 4xx not worth repeating), DeliveryFailed when worth repeating."""
-        import httpx2
-
-        url = self.settings.deliver_url
-        if not url:
-            raise DeliveryFailed("alerts.deliver_url is no longer set")
-        try:
-            async with httpx2.AsyncClient(timeout=DELIVERY_TIMEOUT,
-                                          follow_redirects=False) as http:
-                response = await http.post(url, json=body)
-            status = response.status_code
-            failure = f"HTTP {status}" if status in (408, 429) or status >= 500 else None
-        except httpx2.HTTPError as exc:
-            failure = type(exc).__name__
-        if failure is not None:
-            log.warning("alert delivery of run %s failed: %s", body["run_id"], failure)
-            raise DeliveryFailed(failure)
-        return status
-
-    @DBOS.step(name="alert_delivery_done")
-    async def mark_delivered(self, run_id: str) -> None:
-        store = await self.alerts()
-        await asyncio.to_thread(store.mark_delivered, run_id)
-
-
-@DBOS.dbos_class(kinds.STORM_CLASS)
-class StormSummary(_AlertWork):
-    def __init__(self, steps: RunSteps, settings: AlertsSettings, delivery: AlertDelivery
-                 ) -> None:
-        self.delivery = delivery
-        super().__init__(steps, settings)
 
     @DBOS.workflow(name=kinds.STORM_WORKFLOW)
     async def run(self, first_receipt: str) -> str | None:
@@ -182,9 +69,6 @@ class StormSummary(_AlertWork):
         run_id = (await self.summarize()).get("run_id")
         if run_id is not None:
             await self.steps.ports.children.enqueue(run_id)
-            if self.settings.deliver_url:
-                with SetWorkflowID(kinds.delivery_id(run_id)):
-                    await DBOS.start_workflow_async(self.delivery.run, run_id)
         # A notification deferred after `summarize` read them was left for this watcher by
         # the processor that deferred it (this one was still running): hand it on.
         following = await self.oldest_deferred()

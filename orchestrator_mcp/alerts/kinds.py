@@ -1,7 +1,8 @@
-"""The alerts' durable work as run kinds, named without importing DBOS: result delivery and
-storm summaries (workflows in `alerts.durable`, built when the executing engine launches
-DBOS). Any process starts them by name through `RunEngine.start_durable`; an executor runs
-them, and DBOS resumes them after a crash or restart."""
+"""The alerts' durable work as a run kind, named without importing DBOS: storm summaries
+(the workflow in `alerts.durable`, built when the executing engine launches DBOS). Any
+process starts one by name through `RunEngine.start_durable`; an executor runs it, and
+DBOS resumes it after a crash or restart. (Alert runs' outcomes are sent by
+`notifications`, like any run's.)"""
 
 from __future__ import annotations
 
@@ -13,17 +14,9 @@ from orchestrator_mcp.runs.kinds import RunKind
 if TYPE_CHECKING:
     from orchestrator_mcp.runs.steps import RunSteps
 
-DELIVERY = "alert-delivery"
-DELIVERY_WORKFLOW = "orchestrator_alert_delivery"
-DELIVERY_CLASS = "orchestrator_alert_delivery"
 STORM = "alert-storm"
 STORM_WORKFLOW = "orchestrator_alert_storm"
 STORM_CLASS = "orchestrator_alert_storm"
-
-
-def delivery_id(run_id: str) -> str:
-    """The delivery workflow's id: one delivery per run, however often it is started."""
-    return f"alert_deliver_{run_id}"
 
 
 def storm_id(receipt_id: str) -> str:
@@ -33,23 +26,13 @@ def storm_id(receipt_id: str) -> str:
 
 
 def run_kinds(settings: AlertsSettings) -> list[RunKind]:
-    """Both kinds, for every executing engine whatever the configuration says, so that a
+    """The kind, for every executing engine whatever the configuration says, so that a
     workflow resumed after a restart always finds its code (it reads the settings when it
-    runs). A storm summary starts its run's delivery, so the two share one delivery
-    instance."""
-    built: dict[str, Any] = {}
-
-    def delivery(steps: RunSteps) -> Any:
-        if built.get("steps") is not steps:
-            from orchestrator_mcp.alerts.durable import AlertDelivery
-
-            built.update(steps=steps, delivery=AlertDelivery(steps, settings))
-        return built["delivery"]
+    runs)."""
 
     def storms(steps: RunSteps) -> Any:
         from orchestrator_mcp.alerts.durable import StormSummary
 
-        return StormSummary(steps, settings, delivery(steps))
+        return StormSummary(steps, settings)
 
-    return [RunKind(DELIVERY, DELIVERY_WORKFLOW, DELIVERY_CLASS, delivery),
-            RunKind(STORM, STORM_WORKFLOW, STORM_CLASS, storms)]
+    return [RunKind(STORM, STORM_WORKFLOW, STORM_CLASS, storms)]

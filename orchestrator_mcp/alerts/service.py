@@ -7,10 +7,10 @@ processed again. Runs created for a notification have an id derived from it, so 
 twice creates one run.
 
 What must outlast the process is durable DBOS work (`alerts.durable`), started here by name
-through the run engine, so a process that does not execute runs starts it too: each alert
-run's delivery to `deliver_url` (one workflow per run, id from the run id), and a storm
+through the run engine, so a process that does not execute runs starts it too: a storm
 watcher that turns deferred notifications into one summary run once the storm has passed
-(id from the oldest deferred notification, so one per storm).
+(id from the oldest deferred notification, so one per storm). Alert runs' outcomes are
+sent by `notifications`, like any run's (a target's `alert_rules` picks them).
 """
 
 from __future__ import annotations
@@ -165,39 +165,16 @@ class AlertService:
         for pending in await asyncio.to_thread(self.store.pending):
             self._queue.put_nowait((pending.receipt_id, None))
         self._tasks = [asyncio.create_task(self._processor(), name="alerts:processor")]
+        # The watcher an earlier process may have left unstarted (it died between deferring
+        # a notification and starting it, or it was a release that kept the storm loop in
+        # memory); starting it twice is harmless.
         try:
-            await self._resume()
-        except Exception:  # noqa: BLE001 - the next start tries again
-            log.exception("alert deliveries or the storm watcher could not be resumed")
+            await self._watch_storm()
+        except Exception:  # noqa: BLE001 - the next deferral or start tries again
+            log.exception("the alert storm watcher could not be resumed")
         self._started.set()
 
-    # ---- durable work (deliveries, storm summaries) ----------------------------------
-
-    async def _resume(self) -> None:
-        """Start what an earlier process may have left unstarted (it died, or its database
-        failed, between creating a run and starting its delivery; or it was the previous
-        release, which kept deliveries and the storm loop in memory): deliveries of open
-        alert runs, and the watcher of deferred notifications. Starting either twice is
-        harmless. A run that has ended undelivered is not sent again: DBOS gave up on it or
-        the receiver refused it (or, before this release, the in-memory retries failed)."""
-        assert self.store is not None
-        if self.settings.deliver_url:
-            undelivered = await asyncio.to_thread(self.store.undelivered_runs)
-            for start in range(0, len(undelivered), 500):
-                for run_id in sorted(await self.engine.unfinished(
-                        undelivered[start:start + 500])):
-                    await self._start_delivery(run_id)
-        await self._watch_storm()
-
-    async def _start_delivery(self, run_id: str) -> None:
-        """POST the run's outcome to deliver_url when it ends (durable, retried by DBOS)."""
-        if not self.settings.deliver_url:
-            return
-        try:
-            await self.engine.start_durable(durable_kinds.DELIVERY,
-                                            durable_kinds.delivery_id(run_id), run_id)
-        except Exception:  # noqa: BLE001 - the next start tries again while the run is open
-            log.exception("the delivery of run %s could not be started", run_id)
+    # ---- durable work (storm summaries) ------------------------------------------------
 
     async def _watch_storm(self) -> None:
         """Make sure a watcher will summarise the deferred notifications (one per storm:
@@ -296,9 +273,8 @@ class AlertService:
                                          source="alertmanager", run_id=run_id)
         except Exception as exc:  # noqa: BLE001 - recorded with the notification
             return await settle("error", detail=str(exc))
-        # Before the group opens: processed again after a crash, this notification finds
-        # no open run, so it submits the same run and starts its delivery again (no-ops).
-        await self._start_delivery(run_id)
+        # After the run is submitted: processed again after a crash, this notification finds
+        # no open run, so it submits the same run again (a no-op).
         await asyncio.to_thread(store.open_group, notification.group_id, rule.name, run_id)
         metrics.ALERT_RUNS.labels(rule.name).inc()
         return await settle("run_created", run_id)

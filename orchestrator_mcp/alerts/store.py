@@ -124,17 +124,11 @@ class AlertStore:
         with self.engine.begin() as db:
             db.execute(groups.update().where(groups.c.group_id == group_id).values(**values))
 
-    def undelivered_runs(self) -> list[str]:
-        """Runs of alert groups whose outcome has not been delivered (not yet, or refused
-        or given up on)."""
+    def rule_of_run(self, run_id: str) -> str | None:
+        """The rule whose alert group opened this run (None: no alert opened it)."""
         with self.engine.connect() as db:
-            return [r[0] for r in db.execute(sa.select(groups.c.run_id).where(
-                groups.c.run_id.isnot(None) & groups.c.delivered_at.is_(None)))]
-
-    def mark_delivered(self, run_id: str) -> None:
-        with self.engine.begin() as db:
-            db.execute(groups.update().where(groups.c.run_id == run_id)
-                       .values(delivered_at=time.time()))
+            return db.execute(sa.select(groups.c.rule).where(groups.c.run_id == run_id)
+                              .limit(1)).scalar()
 
     def runs_of_rule(self, rule: str) -> list[str]:
         """Runs this rule opened (the run engine says which have not ended)."""

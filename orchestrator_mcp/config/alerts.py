@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator_mcp.config.base import Name, OptionalSecret, OptionalToken, Strict
 
@@ -65,6 +65,15 @@ class AlertsSettings(Strict):
         default=None, description="If set, requests must carry X-Signature-256: sha256=<hex>.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     max_new_runs_per_minute: int = Field(default=30, ge=1, le=100_000)
-    deliver_url: str | None = Field(
-        default=None, description="POST each alert run's outcome here (Slack-compatible JSON).")
     rules: list[AlertRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "deliver_url" in data:
+            raise ValueError(
+                "deliver_url was removed: alert runs' outcomes are now sent by `notifications:` "
+                "in servers.yaml — fix: delete deliver_url and add a target there, e.g. "
+                "notifications: {targets: [{name: alerts, url: <the URL>, format: slack, "
+                "alert_rules: [<your rule names>]}]} (see the README's Notifications)")
+        return data

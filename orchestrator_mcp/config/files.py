@@ -16,6 +16,7 @@ from orchestrator_mcp.config.gateway import GatewaySettings, ServerConfig
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.config.knowledge import KnowledgeSettings
 from orchestrator_mcp.config.llm import LLMSettings
+from orchestrator_mcp.config.notifications import NotificationsSettings
 from orchestrator_mcp.config.profiles import ProfileConfig
 from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.workflows.definitions import WorkflowDef
@@ -30,6 +31,7 @@ class ServersFile(Strict):
     agents: AgentsSettings = Field(default_factory=AgentsSettings)
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     runs: RunsSettings = Field(default_factory=RunsSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -192,6 +192,7 @@ def load_config(config_dir: Path | None) -> Config:
     problems += _http_token_from_environment(servers)
     if not problems:
         problems += _cross_check(profiles, str(profiles_path or PROFILES_FILE))
+        problems += _check_notifications(servers, profiles, str(servers_path or SERVERS_FILE))
     if problems:
         raise ConfigError(problems)
     if config_dir is not None:
@@ -260,6 +261,26 @@ def _cross_check(profiles: ProfilesFile, where: str) -> list[str]:
         if rule.workflow is not None and rule.workflow not in profiles.workflows:
             problems.append(f"{where}: alerts.rules[{i}].workflow: unknown workflow "
                             f"{rule.workflow!r}")
+    return problems
+
+
+def _check_notifications(servers: ServersFile, profiles: ProfilesFile, where: str
+                         ) -> list[str]:
+    """Notification targets name profiles and alert rules that exist."""
+    known_profiles = set(profiles.profiles) | {"default"}
+    known_rules = {rule.name for rule in profiles.alerts.rules}
+    rule_names = ", ".join(sorted(known_rules)) or "(none: profiles.yaml has no alerts.rules)"
+    problems = []
+    for i, target in enumerate(servers.notifications.targets):
+        for profile in target.profiles:
+            if profile not in known_profiles:
+                problems.append(f"{where}: notifications.targets[{i}].profiles: unknown "
+                                f"profile {profile!r} — fix: use one of "
+                                f"{', '.join(sorted(known_profiles))}")
+        for rule in target.alert_rules:
+            if rule not in known_rules:
+                problems.append(f"{where}: notifications.targets[{i}].alert_rules: unknown "
+                                f"alert rule {rule!r} — fix: use one of {rule_names}")
     return problems
 
 

@@ -54,7 +54,7 @@ run_events = sa.Table(
     sa.Column("run_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),  # status | approval | answer | end
-    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # what notifications scan
     sa.Column("data", sa.Text, nullable=False),
 )
 
@@ -115,11 +115,31 @@ groups = sa.Table(
     "orch_alert_groups", metadata,
     sa.Column("group_id", sa.String(64), primary_key=True),
     sa.Column("rule", sa.String(64), nullable=False, index=True),
-    sa.Column("run_id", sa.String(64)),
+    sa.Column("run_id", sa.String(64), index=True),  # which rule opened a run
     sa.Column("opened_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("resolved_at", sa.Float),
-    sa.Column("delivered_at", sa.Float),
+    sa.Column("delivered_at", sa.Float),  # written by releases that had alerts.deliver_url
+)
+
+# ---- notifications (notifications/store.py) --------------------------------------------
+
+# Run events (orch_run_events) handed to a durable delivery, so none is handed twice.
+notification_dispatch = sa.Table(
+    "orch_notification_dispatch", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # the run event's time
+    sa.Column("targets", sa.Text, nullable=False),  # JSON list of target names
+    sa.Column("dispatched_at", sa.Float, nullable=False),
+)
+
+# How far the dispatchers have looked through orch_run_events (one row, name "runs").
+notification_cursor = sa.Table(
+    "orch_notification_cursor", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
 )
 
 # ---- the guard for the release before migrations ----------------------------------------

@@ -40,6 +40,7 @@ from orchestrator_mcp.runs.kinds import INSTANCE, PLANNER, RunKind
 from orchestrator_mcp.runs.models import (
     RunEvent,
     RunHead,
+    RunMilestone,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -67,7 +68,7 @@ RUN_QUEUE = "orchestrator_runs"
 # Runs started by other runs (delegations, workflow agent steps) queue apart, so parents
 # waiting for their children can never take every slot the children need.
 CHILD_QUEUE = "orchestrator_child_runs"
-# Durable work beside runs (`start_durable`: alert deliveries, storm summaries) queues
+# Durable work beside runs (`start_durable`: notifications, storm summaries) queues
 # apart with no concurrency limit: it mostly waits for a run to end, so it must never hold
 # the slots runs need.
 BACKGROUND_QUEUE = "orchestrator_background"
@@ -469,7 +470,7 @@ class RunEngine:
     async def start_durable(self, kind: str, workflow_id: str, *args: Any) -> None:
         """Start `kind`'s workflow (`run(*args)`, JSON arguments) under `workflow_id`, on the
         background queue; starting the same id again changes nothing. For durable work that
-        a kind defined outside runs/ does beside runs (alert deliveries, storm summaries);
+        a kind defined outside runs/ does beside runs (notifications, storm summaries);
         any process may call it, an executor then runs it."""
         if kind not in self.kinds:
             raise RunError(f"this engine does not execute {kind} work")
@@ -510,6 +511,13 @@ class RunEngine:
         if head is None:
             raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
         return head, events
+
+    async def milestones(self, since: float, after: tuple[float, str, int] | None = None,
+                         limit: int = 500) -> list[RunMilestone]:
+        """Approval waits and ends of every run, at `since` or later, oldest first (a page
+        of `limit`; `after`: the last key of the previous page)."""
+        await self.ready()
+        return await asyncio.to_thread(self._db.milestones, since, after, limit)
 
     def change_signal(self, run_id: str) -> asyncio.Event:
         """Set when this process next sees the run change (its executor is here); a run

@@ -111,6 +111,18 @@ class RunEvent(BaseModel):
     data: dict[str, Any]
 
 
+class RunMilestone(BaseModel):
+    """A change of a run someone may want to be told about: it started waiting for an
+    approval, or it ended (`status` says which). `seq` is the event's number in the run."""
+
+    run_id: str
+    seq: int
+    at: float
+    status: RunStatus
+    profile: str
+    source: str
+
+
 class RunHead(BaseModel):
     status: RunStatus
     seq: int  # the last sequence number the run has taken

@@ -27,6 +27,7 @@ from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunEvent,
     RunHead,
+    RunMilestone,
     RunRecord,
     RunStatus,
     StepRecord,
@@ -292,7 +293,11 @@ class RunStore:
         entries are numbered by its workflow, which a note must never take). False: there
         is no such run."""
         with self.engine.begin() as db:
-            if db.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+            # A write first: it locks the run (its row on PostgreSQL, the file on SQLite)
+            # until the note is in, so notes added at once (two notifications) never take
+            # the same number.
+            if not db.execute(runs.update().where(runs.c.id == run_id)
+                              .values(seq=runs.c.seq)).rowcount:
                 return False
             last = db.execute(sa.select(sa.func.max(run_steps.c.n)).where(
                 (run_steps.c.run_id == run_id) & (run_steps.c.n >= self.NOTES_FROM))).scalar()
@@ -358,6 +363,33 @@ class RunStore:
                 events.append(RunEvent(id=0, event="approval", data={
                     "pending_approval": json.loads(head.pending_approval)}))
         return RunHead(status=status, seq=head.seq), events[:limit]
+
+    # A run waiting for an approval: its status event, as `update` writes it (_dumps).
+    _AWAITING = f'%"status":"{RunStatus.AWAITING_APPROVAL.value}"%'
+
+    def milestones(self, since: float, after: tuple[float, str, int] | None = None,
+                   limit: int = 500) -> list[RunMilestone]:
+        """Runs' events at `since` or later that start an approval wait or end the run,
+        in (at, run_id, seq) order; `after`: that key of the last one a previous page
+        returned."""
+        query = (sa.select(run_events.c.run_id, run_events.c.seq, run_events.c.at,
+                           run_events.c.kind, run_events.c.data, runs.c.profile,
+                           runs.c.source)
+                 .join(runs, runs.c.id == run_events.c.run_id)
+                 .where(run_events.c.at >= since,
+                        (run_events.c.kind == "end")
+                        | ((run_events.c.kind == "status")
+                           & run_events.c.data.like(self._AWAITING)))
+                 .order_by(run_events.c.at, run_events.c.run_id, run_events.c.seq)
+                 .limit(limit))
+        if after is not None:
+            query = query.where(sa.tuple_(run_events.c.at, run_events.c.run_id,
+                                          run_events.c.seq) > sa.tuple_(*after))
+        with self.engine.connect() as db:
+            rows = db.execute(query).mappings().all()
+        return [RunMilestone(run_id=r["run_id"], seq=r["seq"], at=r["at"],
+                             status=RunStatus(json.loads(r["data"])["status"]),
+                             profile=r["profile"], source=r["source"]) for r in rows]
 
     def begin_tool_call(self, run_id: str, call_id: str, tool: str) -> tuple[str, Any]:
         """Record that a call is about to be sent; say what an earlier attempt left.

@@ -85,6 +85,15 @@ def url_secrets(url: str | None) -> list[str]:
     return found
 
 
+def _url_user(url: str) -> list[str]:
+    """The user name of a URL's userinfo (`https://TOKEN@host/…` carries a token there)."""
+    try:
+        user = urlsplit(url).username
+    except ValueError:
+        return []
+    return [user, unquote(user)] if user else []
+
+
 def _header_secrets(headers: Mapping[str, str]) -> Iterator[str]:
     """Every header value (X-Api-Key, X-License… carry secrets under any name), and the
     credentials of `Authorization: <scheme> <credentials>` on their own."""
@@ -97,10 +106,12 @@ def _header_secrets(headers: Mapping[str, str]) -> Iterator[str]:
 
 def config_secrets(config: Any) -> list[str]:
     """Secrets written in servers.yaml / profiles.yaml: the HTTP and alert tokens, the
-    OAuth introspection client secret, the alert HMAC secret and delivery URL, the LLM
-    key, passwords and query values of every URL (downstream servers, URLs in their env,
-    LLM endpoints, the runs database), downstream servers' header values and their env
-    values under secret-looking names."""
+    OAuth introspection client secret, the alert HMAC secret, the LLM key, passwords and
+    query values of every URL (downstream servers, URLs in their env, LLM endpoints, the
+    runs database), downstream servers' header values and their env values under
+    secret-looking names, and each notification target's secret and whole URL (a
+    webhook's path is often its secret, e.g. Slack's) with its user name, password and
+    query values."""
     found: list[str | None] = []
     servers = getattr(config, "servers", None)
     http = getattr(servers, "http", None)
@@ -122,8 +133,12 @@ def config_secrets(config: Any) -> list[str]:
     found.extend(url_secrets(getattr(getattr(servers, "runs", None), "database_url", None)))
     alerts = getattr(getattr(config, "profiles", None), "alerts", None)
     if alerts is not None:
-        found.extend((alerts.token, alerts.hmac_secret, alerts.deliver_url))
-        found.extend(url_secrets(alerts.deliver_url))
+        found.extend((alerts.token, alerts.hmac_secret))
+    notifications = getattr(servers, "notifications", None)
+    for target in getattr(notifications, "targets", None) or []:
+        found.extend((target.secret, target.url, target.url.partition("?")[0]))
+        found.extend(url_secrets(target.url))
+        found.extend(_url_user(target.url))
     return list(dict.fromkeys(s for s in found
                               if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH))
 

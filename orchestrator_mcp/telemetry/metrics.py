@@ -111,3 +111,17 @@ APPROVALS_DECIDED = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+NOTIFICATIONS = Counter(
+    "orchestrator_notifications",
+    "Notifications by target, event (awaiting_approval, completed, failed, cancelled) and "
+    "outcome (delivered, refused, gave_up, skipped).",
+    ["target", "event", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFICATION_FAILED_ATTEMPTS = Counter(
+    "orchestrator_notification_failed_attempts",
+    "Notification POSTs that failed (connection error, timeout or a non-2xx answer), by "
+    "target, whether or not a later attempt succeeded.",
+    ["target"],
+    registry=REGISTRY,
+)
