@@ -25,6 +25,8 @@ from orchestrator_mcp.workflows import submit as workflow_runs
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 START_DELAY = 0.3
+STOP_SECONDS = 10.0
+log = logging.getLogger(__name__)
 
 
 Role = Literal["serve", "worker", "command"]
@@ -73,19 +75,26 @@ class Application:
             try:
                 await self.alerts.start()
             except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
-                logging.getLogger(__name__).exception("alert handling could not start")
+                log.exception("alert handling could not start")
         # Where runs execute; a command's events are sent by the next server or worker.
         if self.role != "command" and self.engine.executor:
             try:
                 await self.notifications.start()
             except Exception:  # noqa: BLE001 - runs go on; the next start catches up
-                logging.getLogger(__name__).exception("notifications could not start")
+                log.exception("notifications could not start")
 
     async def stop(self) -> None:
-        await self.notifications.stop()
-        await self.alerts.stop()
-        await self.gateway.stop()
-        await self.engine.stop()
+        """Stop each part, giving each at most STOP_SECONDS: a part that hangs must not
+        keep the process from exiting (what it holds is durable; the next start resumes)."""
+        for name, part in (("notifications", self.notifications), ("alerts", self.alerts),
+                           ("gateway", self.gateway), ("run engine", self.engine)):
+            try:
+                await asyncio.wait_for(part.stop(), STOP_SECONDS)
+            except TimeoutError:
+                log.warning("the %s did not stop within %s s; exiting without it", name,
+                            STOP_SECONDS)
+            except Exception:  # noqa: BLE001 - the other parts still stop
+                log.exception("the %s could not stop cleanly", name)
 
     @contextlib.asynccontextmanager
     async def started(self) -> AsyncIterator[Application]:
