@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
 
-from orchestrator_mcp.auth.scopes import required_tool_scope
 from tests.conftest import write_config
+from tests.test_front import http_server
 from tests.test_runs import server, start, until
 
 PROFILES = {
@@ -243,9 +245,26 @@ async def test_hosts_forget_and_the_cli_exports_and_imports(setup, llm, tmp_path
         assert [m["id"] for m in recalled] == [memory["id"]]
 
 
-def test_memory_tools_need_the_admin_scope_over_http() -> None:
-    assert required_tool_scope("list_memories", True) == "admin"
-    assert required_tool_scope("forget", False) == "admin"
+async def test_memory_tools_need_the_admin_scope_over_http(setup) -> None:
+    oncall, admin = "oncall-token-0123456789", "admin-token-0123456789"
+    write_config(setup["config"], {}, knowledge={"embedder": {"provider": "none"}},
+                 http={"tokens": [
+                     {"name": "oncall", "token": oncall, "scopes": ["read", "run", "approve"]},
+                     {"name": "root", "token": admin,
+                      "scopes": ["read", "run", "approve", "admin"]}]})
+    env = {k: v for k, v in os.environ.items() if k != "ORCH_HTTP_TOKEN"}
+    with http_server(setup["config"], setup["data"], env) as base:
+        async with Client(StreamableHttpTransport(f"{base}/mcp", auth=oncall)) as client:
+            for name, arguments in (("list_memories", {}),
+                                    ("forget", {"memory_id": "mem_" + "0" * 20})):
+                denied = await client.call_tool_mcp(name, arguments)
+                assert denied.is_error
+                assert f"token 'oncall' lacks the 'admin' scope needed for {name}" in \
+                    denied.content[0].text
+        async with Client(StreamableHttpTransport(f"{base}/mcp", auth=admin)) as client:
+            assert await memories(client) == []
+            missing = await client.call_tool_mcp("forget", {"memory_id": "mem_" + "0" * 20})
+            assert missing.is_error and "no memory 'mem_" in missing.content[0].text
 
 
 def test_check_reports_bad_memory_settings(setup) -> None:
