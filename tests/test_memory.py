@@ -10,6 +10,7 @@ when rejected. Hosts list and forget memories; the CLI exports and imports them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import yaml
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
+from tests import postgres
 from tests.conftest import write_config
 from tests.test_front import http_server
 from tests.test_runs import server, start, until
@@ -280,3 +282,53 @@ def test_check_reports_bad_memory_settings(setup) -> None:
     assert "profiles.ops.memory.write" in done.stderr
     assert "profiles.ops.memory.recall_top_k" in done.stderr
     assert time.monotonic() - started < 30
+
+
+NO_POSTGRES = pytest.mark.skipif(postgres.bin_dir() is None,
+                                 reason="PostgreSQL is not installed (.ci/run installs it)")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=NO_POSTGRES)])
+async def test_the_store_on_sqlite_and_postgresql(tmp_path: Path, backend: str) -> None:
+    """The same fact remembered twice is one row with the newer provenance; expired ones
+    are neither listed, recalled nor exported, and are purged from table and index."""
+    from orchestrator_mcp.config.knowledge import EmbedderSettings, KnowledgeSettings
+    from orchestrator_mcp.knowledge import KnowledgeBase
+    from orchestrator_mcp.memory import Memories, Memory, RememberRequest
+    from orchestrator_mcp.memory.store import MemoryStore
+    from orchestrator_mcp.runs.store import RunStore
+
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = postgres.create_database(stack.enter_context(postgres.cluster()))
+        else:
+            url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+        runs = RunStore(url)
+        stack.callback(runs.close)
+        index = KnowledgeBase(tmp_path / "memory", KnowledgeSettings(
+            embedder=EmbedderSettings(provider="none")))
+        kept = Memories(MemoryStore(runs.engine), index)
+        fact = RememberRequest.parse({"fact": "web-3 fills /var/log/app every Monday"})
+        first = await kept.remember("ops", fact, run_id="run_a", approved_by=None)
+        again = await kept.remember("ops", RememberRequest.parse(
+            {"fact": "web-3  fills /var/log/app every Monday", "tags": ["web-3"]}),
+            run_id="run_b", approved_by="mcp:alice")
+        assert again.id == first.id
+        [row] = await kept.list()
+        assert (row.run_id, row.approved_by, row.tags) == ("run_b", "mcp:alice", ["web-3"])
+        token = "ghp_" + "a" * 36  # a credential shape: redacted before it is stored
+        secret = await kept.remember("ops", RememberRequest.parse(
+            {"fact": f"the deploy key is {token}"}), run_id="run_c", approved_by=None)
+        assert token not in secret.fact and token not in json.dumps(
+            [m.model_dump() for m in await kept.list()])
+        old = Memory.learned("ops", RememberRequest.parse({"fact": "db-1 is primary",
+                                                           "ttl": 60}),
+                             run_id="run_d", approved_by=None, now=time.time() - 120)
+        await kept.put(old)
+        assert [m.id for m in await kept.recall("ops", "db-1 primary web-3", 5)] == [first.id]
+        assert old.id not in [m.id for m in await kept.list()]
+        exported = [m.id async for batch in kept.export() for m in batch]
+        assert old.id not in exported and first.id in exported
+        assert await kept.purge_expired() == 1
+        assert await kept.recall("ops", "web-3", 5) != []
+        assert await kept.recall("other", "web-3", 5) == []
