@@ -14,7 +14,7 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from orchestrator_mcp.front.scopes import caller_name
-from orchestrator_mcp.memory import Memory
+from orchestrator_mcp.memory import BadMemory, Memory
 from orchestrator_mcp.memory.models import PROFILE, TAG
 from orchestrator_mcp.runs.engine import RunEngine
 
@@ -45,8 +45,6 @@ def register_memory_tools(mcp: FastMCP, engine: RunEngine) -> None:
         memories = await engine.memories()
         if query is not None:
             if profile is None:
-                from orchestrator_mcp.memory import BadMemory
-
                 raise BadMemory("query searches one profile's memories: give profile too")
             found = await memories.recall(profile, query, min(limit, 50))
             return [m for m in found if (tag is None or tag in m.tags)
