@@ -166,6 +166,16 @@ def knowledge_base(config: Config, data_dir: Path) -> KnowledgeBase | None:
     return KnowledgeBase(data_dir / "knowledge", settings.resolved(config.config_dir))
 
 
+def memory_index(config: Config, data_dir: Path, kb: KnowledgeBase | None) -> KnowledgeBase:
+    """The LanceDB index of agent memory (memory/service.py): its own folder, the
+    knowledge embedder (shared with the runbooks' knowledge base, so a local model loads
+    once). Opens nothing yet."""
+    settings = config.servers.knowledge.resolved(config.config_dir)
+    if kb is None:
+        return KnowledgeBase(data_dir / "memory", settings)
+    return KnowledgeBase(data_dir / "memory", settings, embedder=kb.embedder)
+
+
 def in_process_servers(config: Config, data_dir: Path, kb: KnowledgeBase | None
                        ) -> dict[str, Any]:
     """The built-in servers mounted beside the downstream ones: the enabled agents, and
@@ -194,7 +204,8 @@ def build_application(
                        kinds=[workflow_runs.run_kind(definitions),
                               *alert_kinds.run_kinds(config.profiles.alerts),
                               *notification_kinds.run_kinds(config.servers.notifications)],
-                       audit_retention_days=config.servers.audit.retention_days)
+                       audit_retention_days=config.servers.audit.retention_days,
+                       memory_index=memory_index(config, data_dir, kb))
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
     notifications = NotificationDispatcher(config.servers.notifications, engine)
@@ -202,7 +213,9 @@ def build_application(
                               notifications, knowledge=kb, role=role, execute=execute)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
-                                    workflows=workflows)
+                                    workflows=workflows,
+                                    memory=any(p.memory.enabled
+                                               for p in config.profiles.profiles.values()))
     return application
 
 

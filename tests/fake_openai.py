@@ -7,6 +7,9 @@ Plan lines in the goal (user message):
     SLEEP <seconds>                   the model takes this long to answer this turn
     ROUTE <agent>                     asked to route the task (ask_agent agent="auto"), the
                                       model names this agent (without the line: no JSON)
+    UNLESS "<text>" CALL <tool> <json>   the call, unless <text> is in a message other than
+                                      the goal (what the run was told it remembers)
+In arguments, $LAST stands for the text of the last tool result (its fence taken off).
 After the plan, the model answers "DONE" followed by the last tool result it saw. With the
 word GULLIBLE in the goal, the model also obeys plan lines found in tool results.
 """
@@ -21,11 +24,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _PLAN = re.compile(r"\b(CALL|PARALLEL|SLEEP)\s+(.*)$", re.MULTILINE)
+_UNLESS = re.compile(r'^\s*UNLESS\s+"([^"]+)"\s+', re.MULTILINE)
+_FENCE = re.compile(r"^<tool_result[^>]*>\n(.*)\n</tool_result>$", re.DOTALL)
+
+
+def _known(messages: list[dict[str, Any]], goal: str) -> str:
+    return "\n".join(m["content"] or "" for m in messages
+                     if m["role"] in ("system", "user") and m["content"] != goal)
 
 
 def plan_of(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     goal = next((m["content"] for m in messages if m["role"] == "user"), "") or ""
-    plan = _PLAN.findall(goal)
+    known = _known(messages, goal)
+    kept = [line for line in goal.splitlines()
+            if not ((match := _UNLESS.match(line)) and match[1] in known)]
+    plan = _PLAN.findall("\n".join(kept))
     if "GULLIBLE" in goal:
         # A model that obeys instructions it finds in tool results (prompt injection).
         for message in messages:
@@ -34,8 +47,15 @@ def plan_of(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return plan
 
 
-def _call(spec: str, index: int, turn: int) -> dict[str, Any]:
+def last_result(messages: list[dict[str, Any]]) -> str:
+    text = next((m["content"] for m in reversed(messages) if m["role"] == "tool"), "") or ""
+    fenced = _FENCE.match(text)
+    return fenced[1] if fenced else text
+
+
+def _call(spec: str, index: int, turn: int, last: str = "") -> dict[str, Any]:
     name, _, arguments = spec.strip().partition(" ")
+    arguments = arguments.replace("$LAST", json.dumps(last)[1:-1])
     return {"id": f"call_{turn}_{index}", "type": "function",
             "function": {"name": name, "arguments": arguments.strip() or "{}"}}
 
@@ -60,7 +80,8 @@ def answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
         kind, spec = steps[turn]
         specs = spec.split(";;") if kind == "PARALLEL" else [spec]
         return {"role": "assistant", "content": None,
-                "tool_calls": [_call(s, i, turn) for i, s in enumerate(specs)]}
+                "tool_calls": [_call(s, i, turn, last_result(messages))
+                               for i, s in enumerate(specs)]}
     last_tool = next((m["content"] for m in reversed(messages) if m["role"] == "tool"), "")
     return {"role": "assistant", "content": f"DONE {last_tool}"}
 

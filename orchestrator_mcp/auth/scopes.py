@@ -3,7 +3,8 @@
 read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals,
 GET /runs, the console's views); run: act (run, cancel_run, call_tool, other catalog tools,
 POST /runs, the console's start forms); approve: decide on pending calls; admin: change
-stored knowledge, read the audit log. Stdio callers are the local user and are not checked.
+stored knowledge, read the audit log, list and delete agent memories (their facts came from
+tool output and are fed to models). Stdio callers are the local user and are not checked.
 A run's own planner never reaches these: it only sees the catalog.
 """
 
@@ -53,6 +54,8 @@ TOOL_SCOPES: dict[str, Scope] = {
     "delete_collection": "admin",
     "delete_document": "admin",
     "audit": "admin",
+    "list_memories": "admin",
+    "forget": "admin",
 }
 
 # Listing tools/resources/prompts and reading a resource (run records hold tool results).

@@ -42,6 +42,26 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(find_config_dir(args.config_dir))
 
 
+def engine_call(args: argparse.Namespace, work: Any, *, execute: bool) -> int:
+    """Build the application, start it as a command (executing or not), run `work(app)`."""
+    import asyncio
+
+    from orchestrator_mcp.app import build_application
+    from orchestrator_mcp.config import resolve_data_dir
+    from orchestrator_mcp.telemetry.logs import configure_logging
+
+    config = load(args)
+    data_dir = resolve_data_dir(args.data_dir)
+    log_dir = configure_logging(data_dir, "WARNING")
+    app = build_application(config, data_dir, log_dir, role="command", execute=execute)
+
+    async def main() -> int:
+        async with app.started():
+            return await work(app)
+
+    return asyncio.run(main())
+
+
 def report(error: UserError) -> int:
     """How every command reports a user error: on stderr, exit code EXIT_CONFIG."""
     if isinstance(error, ConfigError):

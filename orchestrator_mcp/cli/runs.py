@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator_mcp.cli.common import EXIT_OK, EXIT_UNHEALTHY, load, table
-from orchestrator_mcp.config import resolve_data_dir
+from orchestrator_mcp.cli.common import engine_call as _engine_call
 from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord
 
 
@@ -97,23 +97,6 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object, like {\"key\": \"value\"}")
     return value
-
-
-def _engine_call(args: argparse.Namespace, work: Any, *, execute: bool) -> int:
-    """Build the application, start it as a command (executing or not), run `work(app)`."""
-    from orchestrator_mcp.app import build_application
-    from orchestrator_mcp.telemetry.logs import configure_logging
-
-    config = load(args)
-    data_dir = resolve_data_dir(args.data_dir)
-    log_dir = configure_logging(data_dir, "WARNING")
-    app = build_application(config, data_dir, log_dir, role="command", execute=execute)
-
-    async def main() -> int:
-        async with app.started():
-            return await work(app)
-
-    return asyncio.run(main())
 
 
 def _when(timestamp: float | None) -> str:

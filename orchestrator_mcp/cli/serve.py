@@ -141,6 +141,9 @@ def check(args: argparse.Namespace) -> int:
 
     where = config.servers_path or "no servers.yaml found"
     print(f"config: {where}; profiles: {config.profiles_path or 'none'}")
+    remembering = [f"{name} (write {p.memory.write}, recall {p.memory.recall_top_k})"
+                   for name, p in sorted(config.profiles.profiles.items()) if p.memory.enabled]
+    print(f"memory: {', '.join(remembering) or 'no profile enables it'}")
     auth_ok = _report_http_auth(config.servers.http)
     health, catalog = asyncio.run(probe())
     rows = [("NAME", "TRANSPORT", "STATUS", "TOOLS", "LATENCY", "ERROR")]

@@ -1,5 +1,5 @@
 """The `profiles:` section of profiles.yaml: agent profiles for runs (role, tools, model,
-approval rules, budgets, delegates)."""
+approval rules, budgets, delegates, memory)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ class Budgets(Strict):
     max_seconds: float = Field(default=600, gt=0, le=86400)
 
 
+class MemorySettings(Strict):
+    """Facts a profile's runs keep for later runs (orchestrator_mcp/memory)."""
+
+    enabled: bool = Field(default=False, description="give runs memory_recall (and "
+                          "memory_remember unless write is off) and the goal's top memories")
+    write: Literal["auto", "approve", "off"] = Field(
+        default="approve", description="approve: every memory_remember waits for a human "
+        "like a risky tool call (a tool result may try to plant a 'fact'); auto: written at "
+        "once (still audited); off: runs only recall")
+    recall_top_k: int = Field(default=3, ge=0, le=20, description="memories given to the "
+                              "model at the start of a run (0: none; memory_recall still "
+                              "works)")
+
+
 class ProfileConfig(Strict):
     description: str = ""
     role: str = Field(default="", description="Role prompt given to the planner.")
@@ -46,6 +60,7 @@ class ProfileConfig(Strict):
     delegates: list[str] = Field(
         default_factory=list, description="profiles (agents) this one may hand sub-tasks to: "
         "the model gets a delegate_to_agent tool, and each use is a child run")
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     @field_validator("servers")
     @classmethod

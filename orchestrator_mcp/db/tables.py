@@ -94,6 +94,23 @@ audit_log = sa.Table(
     sa.Column("duration_ms", sa.Float),
 )
 
+# ---- memory (memory/store.py) -----------------------------------------------------------
+
+# Facts a profile's runs remembered for later runs, with where each came from. The LanceDB
+# index under the data dir is derived from these rows (and rebuilt from them when missing).
+memories = sa.Table(
+    "orch_memories", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("profile", sa.String(64), nullable=False, index=True),
+    sa.Column("fact", sa.Text, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),  # JSON list of strings
+    sa.Column("run_id", sa.String(64)),  # the run that learned it (None: imported)
+    sa.Column("source", sa.String(16), nullable=False),  # run | import
+    sa.Column("approved_by", sa.String(128)),  # None: written without approval (write: auto)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, index=True),
+)
+
 # ---- alerts (alerts/store.py) -----------------------------------------------------------
 
 notifications = sa.Table(

@@ -28,6 +28,15 @@ def current_principal() -> Principal | None:
     return getattr(request.state, "principal", None)
 
 
+def caller_name() -> str:
+    """Who is calling, as the audit log and approvals name them: 'stdio', or 'http:' and
+    the token's name (static tokens) or the principal's id."""
+    principal = current_principal()
+    if principal is None:
+        return "stdio"
+    return f"http:{principal.name}" if principal.source == "token" else f"http:{principal.id}"
+
+
 def _refusal(principal: Principal, needed: str, what: str) -> str:
     return f"{principal.label} lacks the '{needed}' scope needed for {what}"
 

@@ -23,6 +23,7 @@ from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval_card
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
+from orchestrator_mcp.front.memory_tools import register_memory_tools
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
     CatalogProvider,
@@ -30,7 +31,7 @@ from orchestrator_mcp.front.passthrough import (
     ThresholdToolSearch,
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
-from orchestrator_mcp.front.scopes import ScopeGuard, current_principal, rate_limiter
+from orchestrator_mcp.front.scopes import ScopeGuard, caller_name, rate_limiter
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine, RunError
@@ -140,10 +141,7 @@ class HostCallAudit:
 
     def __call__(self, tool: str, arguments: dict[str, Any], outcome: str,
                  seconds: float) -> None:
-        principal = current_principal()
-        # Static tokens keep their bare name (as in entries already written).
-        caller = ("stdio" if principal is None else f"http:{principal.name}"
-                  if principal.source == "token" else f"http:{principal.id}")
+        caller = caller_name()
         if len(self._entries) < self.MAX_PENDING:
             self._entries.append(dict(kind="tool_call", caller=caller, tool=tool,
                                       arguments=arguments, outcome=outcome, seconds=seconds,
@@ -184,10 +182,12 @@ def build_front(
     http: HttpSettings | None = None,
     knowledge: KnowledgeBase | None = None,
     workflows: WorkflowRuns | None = None,
+    memory: bool = False,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
     job); without it the gateway alone is started. `http`: served over HTTP, so check
-    token scopes per tool and rate-limit per token."""
+    token scopes per tool and rate-limit per token. `memory`: a profile has agent memory,
+    so hosts get list_memories and forget."""
     notifier = CatalogChangeNotifier()
 
     @contextlib.asynccontextmanager
@@ -281,6 +281,8 @@ def build_front(
         mcp.add_middleware(ApprovalCards(gateway, audit))  # innermost: after scope checks
     if knowledge is not None:
         register_knowledge_tools(mcp, knowledge)
+    if engine is not None and memory:
+        register_memory_tools(mcp, engine)
 
     if settings.passthrough:
         mcp.add_provider(CatalogProvider(host_calls))

@@ -53,6 +53,8 @@ from orchestrator_mcp.telemetry import tracing
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from orchestrator_mcp.knowledge.store import KnowledgeBase
+    from orchestrator_mcp.memory import Memories
     from orchestrator_mcp.runs.store import RunStore
     from orchestrator_mcp.telemetry.audit import AuditEntry
     from orchestrator_mcp.telemetry.audit_store import AuditLog
@@ -106,9 +108,11 @@ class RunEngine:
         settings: RunsSettings | None = None,
         kinds: Sequence[RunKind] = (),
         audit_retention_days: float = 90,
+        memory_index: KnowledgeBase | None = None,
     ) -> None:
         """`kinds`: durable run kinds besides the planner's (workflows), executed by this
-        engine when it executes; the engine itself knows none of them."""
+        engine when it executes; the engine itself knows none of them. `memory_index`: the
+        LanceDB index of agent memory (memory/service.py), kept beside our tables."""
         self.data_dir = data_dir
         self.gateway = gateway
         self.profiles = default_profiles(profiles)
@@ -116,6 +120,8 @@ class RunEngine:
         self._instances: dict[str, Any] = {}  # kind → its DBOS configured instance
         self._audit_retention_days = audit_retention_days
         self._audit: AuditLog | None = None
+        self._memory_index = memory_index
+        self._memories: Memories | None = None
         self._provider_for = provider_for
         self._cost_of = cost_of
         self.settings = settings or RunsSettings()
@@ -171,6 +177,11 @@ class RunEngine:
                                                   self._audit_retention_days)
             if execute:
                 await asyncio.to_thread(self._audit.purge)
+            if self._memory_index is not None:
+                from orchestrator_mcp.memory.service import Memories
+                from orchestrator_mcp.memory.store import MemoryStore
+
+                self._memories = Memories(MemoryStore(self._db.engine), self._memory_index)
             from orchestrator_mcp.telemetry import metrics
 
             store = self._db
@@ -241,7 +252,8 @@ class RunEngine:
 
         assert self._audit is not None
         steps = RunSteps(RunPorts(
-            store=self._db, audit=self._audit, tools=self.gateway, profiles=self.profiles,
+            store=self._db, audit=self._audit, memory=self._memories, tools=self.gateway,
+            profiles=self.profiles,
             provider_for=self._provider_for, cost_of=self._cost_of, children=self,
             notify=self._notify, connect_timeout=self.gateway.settings.connect_timeout))
         self._instances = {name: kind.build(steps) for name, kind in self.kinds.items()}
@@ -327,6 +339,13 @@ class RunEngine:
                                   ) from None
         if self._failed:
             raise RunsUnavailable(self._failed)
+
+    async def memories(self) -> Memories:
+        """Agent memory (memory/service.py), once the engine is ready."""
+        await self.ready()
+        if self._memories is None:
+            raise RunsUnavailable("agent memory is not set up in this process")
+        return self._memories
 
     @property
     def sql_engine(self) -> sa.Engine:

@@ -18,7 +18,7 @@ from dbos import DBOS, DBOSConfiguredInstance
 
 from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.llm import Completion, LLMError, Message, ToolCall, ToolSpec
-from orchestrator_mcp.runs import prompts
+from orchestrator_mcp.runs import memory_calls, prompts
 from orchestrator_mcp.runs.kinds import INSTANCE, PLANNER
 from orchestrator_mcp.runs.models import RunStatus, StepRecord, StopReason, Usage
 from orchestrator_mcp.runs.steps import RunSteps, ToolOutcome, ToolPolicy
@@ -67,11 +67,14 @@ class Planner(DBOSConfiguredInstance):
         ports = self.steps.ports
         profile = self.steps.profile(profile_name)
         tools = await self.steps.profile_tools(profile)
+        builtin = memory_calls.specs(profile)
+        if profile.delegates:
+            builtin.append(prompts.delegate_spec(profile.delegates, dict(ports.profiles)))
+        for spec in builtin:  # a built-in tool's name is the built-in's, not a server's
+            tools.pop(spec.name, None)
         specs = [ToolSpec(name=name, description=entry.tool.description or name,
                           input_schema=entry.tool.input_schema)
-                 for name, entry in sorted(tools.items())]
-        if profile.delegates:
-            specs.append(prompts.delegate_spec(profile.delegates, dict(ports.profiles)))
+                 for name, entry in sorted(tools.items())] + builtin
         provider = ports.provider_for(profile)
         started = time.perf_counter()
         try:
@@ -92,6 +95,8 @@ class Planner(DBOSConfiguredInstance):
         for call in completion.tool_calls:
             if call.name == DELEGATE_TOOL and profile.delegates:
                 decisions.append({"allowed": True, "delegate": True})
+            elif (memory := memory_calls.policy(call.name, profile)) is not None:
+                decisions.append(memory)
             else:
                 decisions.append(ToolPolicy.of(tools.get(call.name), profile).model_dump())
         calls = ", ".join(c.name for c in completion.tool_calls)
@@ -120,6 +125,11 @@ class Planner(DBOSConfiguredInstance):
         ]
         usage = Usage()
         n = 0
+        if profile.memory.enabled and profile.memory.recall_top_k:
+            n += 1
+            notes = await self.steps.memory_notes(run_id, n, spec["profile"], spec["goal"])
+            if notes:
+                messages.append(Message(role="user", content=notes).model_dump())
 
         async def finish(status: RunStatus, stop: StopReason, answer: str | None = None,
                          error: str | None = None) -> dict[str, Any]:
@@ -173,6 +183,7 @@ class Planner(DBOSConfiguredInstance):
             return await self._delegate(run_id, n, profile_name, call.arguments)
         policy = ToolPolicy.model_validate(prepared)
         arguments = call.arguments
+        approved_by = None
         key = f"{n}:{call.id}"  # models may reuse call ids; the position in the run is unique
         if policy.approval:
             timeout = self.steps.profile(profile_name).approval.timeout_seconds
@@ -186,6 +197,10 @@ class Planner(DBOSConfiguredInstance):
                 return prompts.not_executed(call.name, f"a human rejected this call.{why}")
             if decision.modified_arguments is not None:
                 arguments = decision.modified_arguments
+            approved_by = decision.decided_by
+        if prepared.get("memory"):
+            return await self.steps.memory_call(run_id, n + 2, profile_name, call.name,
+                                                arguments, approved_by)
         outcome = await self.steps.tool_call(run_id, n + 2, key, call.name, arguments,
                                              policy.retry_safe)
         return ToolOutcome.model_validate(outcome).text

@@ -19,6 +19,7 @@ from orchestrator_mcp.llm import LLMProvider
 from orchestrator_mcp.runs.models import RunRecord
 
 if TYPE_CHECKING:
+    from orchestrator_mcp.memory import Memories
     from orchestrator_mcp.runs.store import RunStore
     from orchestrator_mcp.telemetry.audit_store import AuditLog
 
@@ -62,6 +63,7 @@ class ChildRuns(Protocol):
 class RunPorts:
     store: RunStore
     audit: AuditLog
+    memory: Memories | None  # None: no profile can remember (the app built no index)
     tools: Tools
     profiles: Mapping[str, ProfileConfig]
     provider_for: ProviderFor

@@ -28,7 +28,7 @@ from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import CatalogTool
 from orchestrator_mcp.llm import LLMError
-from orchestrator_mcp.runs import approvals, prompts
+from orchestrator_mcp.runs import approvals, memory_calls, prompts
 from orchestrator_mcp.runs.kinds import INSTANCE
 from orchestrator_mcp.runs.models import (
     ApprovalDecision,
@@ -236,6 +236,38 @@ class RunSteps(DBOSConfiguredInstance):
         await self.db(store.finish_tool_call, run_id, call_id, outcome.model_dump(), step)
         self.ports.notify(run_id)
         return outcome.model_dump()
+
+    @DBOS.step(name="memory_notes")
+    async def memory_notes(self, run_id: str, n: int, profile_name: str, goal: str
+                           ) -> str | None:
+        """The memories most relevant to the goal, as the message that gives them to the
+        model at the start of a run (None: none)."""
+        text, ids, error = await memory_calls.notes(
+            self.ports.memory, self.profile(profile_name), profile_name, goal)
+        if error is not None:
+            await self.record(run_id, n, "note", f"memory could not be recalled: {error}")
+        else:
+            await self.record(run_id, n, "note", f"recalled {len(ids)} memories for the goal",
+                              memory_ids=ids)
+        return text
+
+    @DBOS.step(name="memory_call")
+    async def memory_call(self, run_id: str, n: int, profile_name: str, tool: str,
+                          arguments: dict[str, Any], approved_by: str | None) -> str:
+        """memory_recall or memory_remember (already approved when it had to be): what the
+        model reads back. Every remember is audited, written or refused."""
+        started = time.perf_counter()
+        outcome = await memory_calls.call(self.ports.memory, self.profile(profile_name),
+                                          profile_name, tool, arguments, run_id=run_id,
+                                          approved_by=approved_by)
+        if tool == prompts.REMEMBER_TOOL:
+            await self.db(self.ports.audit.record, kind="memory", run_id=run_id, tool=tool,
+                          caller=f"run:{run_id}",
+                          outcome="refused" if outcome.is_error else "written",
+                          arguments=arguments, seconds=time.perf_counter() - started)
+        await self.record(run_id, n, "tool", outcome.summary, tool=tool, arguments=arguments,
+                          is_error=outcome.is_error, **outcome.detail)
+        return outcome.text
 
     @DBOS.step(name="child_run")
     async def create_child(self, run_id: str, child_id: str, task: str, profile: str,
