@@ -5,10 +5,12 @@ from orchestrator_mcp.auth.scopes import (
     ROUTE_SCOPES,
     TOOL_SCOPES,
     Principal,
+    local_id,
     required_route_scope,
     required_tool_scope,
 )
 from orchestrator_mcp.auth.tokens import TokenTable, bearer_credentials
 
 __all__ = ["ROUTE_SCOPES", "TOOL_SCOPES", "Authenticator", "Principal", "TokenTable",
-           "bearer_credentials", "required_route_scope", "required_tool_scope"]
+           "bearer_credentials", "local_id", "required_route_scope",
+           "required_tool_scope"]

@@ -1,22 +1,24 @@
 """The scope every MCP tool, MCP listing/resource and HTTP route needs, declared once.
 
 read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals,
-GET /runs); run: act (run, cancel_run, call_tool, other catalog tools, POST /runs); approve:
-decide on pending calls; admin: change stored knowledge, read the audit log. Stdio callers
-are the local user and are not checked. A run's own planner never reaches these: it only
-sees the catalog.
+GET /runs), at one's own runs only; read_all: at every run (admin implies it); run: act
+(run, cancel_run, call_tool, other catalog tools, POST /runs); approve: decide on pending
+calls (and see every call that waits for a decision); admin: change stored knowledge, read
+the audit log, manage API keys. Stdio callers are the local user and are not checked. A
+run's own planner never reaches these: it only sees the catalog.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import getpass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator_mcp.config.http import Scope
+from orchestrator_mcp.config.http import PrincipalLimits, Scope
 
-# How a caller proved who it is: a token from servers.yaml, a verified JWT, or an opaque
-# token its authorization server vouched for (RFC 7662).
-PrincipalSource = Literal["token", "jwt", "introspection"]
+# How a caller proved who it is: a token from servers.yaml, a managed API key (auth/keys.py),
+# a verified JWT, or an opaque token its authorization server vouched for (RFC 7662).
+PrincipalSource = Literal["token", "key", "jwt", "introspection"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Principal:
     name: str
     scopes: frozenset[str]
     source: PrincipalSource = "token"
+    # What it may start (runs/limits.py): its own, else http.limits; set by the authenticator.
+    limits: PrincipalLimits | None = field(default=None, compare=False, hash=False)
 
     @property
     def id(self) -> str:
@@ -36,9 +40,21 @@ class Principal:
     @property
     def label(self) -> str:
         """How messages name the caller: "token 'oncall'", "subject 'alice' (jwt)"."""
-        if self.source == "token":
-            return f"token '{self.name}'"
+        if self.source in ("token", "key"):
+            return f"{self.source} '{self.name}'"
         return f"subject '{self.name}' ({self.source})"
+
+    @property
+    def sees_all_runs(self) -> bool:
+        return "read_all" in self.scopes or "admin" in self.scopes
+
+
+def local_id() -> str:
+    """The principal id of the local user (stdio, the CLI): who owns and decides there."""
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container's bare uid)
+        return "local:unknown"
 
 
 TOOL_SCOPES: dict[str, Scope] = {
@@ -53,6 +69,9 @@ TOOL_SCOPES: dict[str, Scope] = {
     "delete_collection": "admin",
     "delete_document": "admin",
     "audit": "admin",
+    "create_key": "admin",
+    "list_keys": "admin",
+    "revoke_key": "admin",
 }
 
 # Listing tools/resources/prompts and reading a resource (run records hold tool results).

@@ -325,6 +325,12 @@ class RunEngine:
         if self._failed:
             raise RunsUnavailable(self._failed)
 
+    async def database_engine(self) -> sa.Engine:
+        """`sql_engine` once the engine is ready (what the HTTP face, which starts first,
+        asks for its managed API keys)."""
+        await self.ready()
+        return self._db.engine
+
     @property
     def sql_engine(self) -> sa.Engine:
         """The SQLAlchemy engine of our tables' database, for the parts that keep their own
