@@ -57,6 +57,32 @@ def local_id() -> str:
         return "local:unknown"
 
 
+def label_of(principal_id: str) -> str:
+    """How text names a principal given its id: "token 'oncall'", "subject 'alice' (jwt)",
+    "local user 'bob'", "system 'alertmanager'". Not the bare id in text: "token:oncall"
+    is a credential's shape to the redactor, which would hide the name."""
+    source, _, name = principal_id.partition(":")
+    if source in ("token", "key", "jwt", "introspection"):
+        return Principal(name, frozenset(), source).label  # type: ignore[arg-type]
+    if source == "local":
+        return f"local user '{name}'"
+    return f"{source} '{name}'" if name else repr(principal_id)
+
+
+def caller_id(principal: Principal | None) -> str:
+    """Who a run or decision is recorded as: the principal, or the local user (None)."""
+    return principal.id if principal is not None else local_id()
+
+
+def run_viewer(principal: Principal | None) -> str | None:
+    """Whose runs a caller may see: None for every run (the local user, read_all, admin),
+    else its own principal id. Runs without an owner (older ones) and system runs (alerts:
+    'system:alertmanager') are nobody's own, so only read_all/admin see them."""
+    if principal is None or principal.sees_all_runs:
+        return None
+    return principal.id
+
+
 TOOL_SCOPES: dict[str, Scope] = {
     "approve": "approve",
     "run": "run",
