@@ -19,9 +19,12 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
-from orchestrator_mcp.auth.keys import KeyRequest, KeyStore
+from orchestrator_mcp.auth import Authenticator
+from orchestrator_mcp.auth.keys import KeyRequest, KeyStore, ManagedKeys
+from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.runs.models import RunRecord, RunStatus
 from orchestrator_mcp.runs.store import RunStore
+from tests import postgres
 from tests.conftest import COUNTER_SERVER, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.test_cli import cli
@@ -373,3 +376,49 @@ async def test_a_key_limit_on_concurrent_runs(served: Served) -> None:
             await client.call_tool("cancel_run", {"run_id": first["id"]})
         assert (await http.post("/runs", headers=bearer(key), json={"goal": "now"})
                 ).status_code == 201
+
+
+# ---- replicas on PostgreSQL ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(postgres.bin_dir() is None,
+                    reason="PostgreSQL is not installed (.ci/run installs it)")
+async def test_replicas_on_postgresql_share_keys_revocation_and_spend() -> None:
+    """Two replicas (each its own engine and Authenticator) on one real PostgreSQL
+    database: a key made on one works on the other, a revocation on one is refused by the
+    other on its next request, and a principal's spend is summed across them."""
+    with postgres.cluster() as server_url:
+        url = postgres.create_database(server_url).replace("postgresql://",
+                                                            "postgresql+psycopg://")
+        replicas = [RunStore(url) for _ in range(2)]
+        try:
+            authenticators = []
+            for store in replicas:
+                authenticator = Authenticator.from_settings(HttpSettings())
+
+                async def database(engine: Any = store.engine) -> Any:
+                    return engine
+
+                authenticator.keys = ManagedKeys(database)
+                authenticators.append(authenticator)
+            one, other = authenticators
+            made = KeyStore(replicas[0].engine).create(
+                KeyRequest(name="shared", scopes=["read", "run"]), "test")
+            principal = await other.principal(f"Bearer {made.key}")
+            assert principal is not None and principal.id == "key:shared"
+            assert await one.principal(f"Bearer {made.key}") == principal
+            KeyStore(replicas[1].engine).revoke("shared", "token:main")
+            assert await one.principal(f"Bearer {made.key}") is None
+
+            now = time.time()
+            for n, store in enumerate(replicas):
+                store.create(RunRecord(id=f"run_pg_{n}", goal="g", profile="default",
+                                       status=RunStatus.COMPLETED, owner="key:shared",
+                                       usage={"cost_usd": 0.75}, created_at=now,
+                                       updated_at=now))
+            assert replicas[1].usage_of("key:shared", now - 60) == (0, 1.5)
+            assert {r.id for r in replicas[0].list(owner="key:shared")} == {
+                "run_pg_0", "run_pg_1"}
+        finally:
+            for store in replicas:
+                store.close()

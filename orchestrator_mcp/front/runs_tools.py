@@ -326,7 +326,9 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         reason: Annotated[str | None, Field(max_length=2000)] = None,
         ctx: Context | None = None,
     ) -> RunView:
-        """Decide on the tool call a run is waiting for (see its pending_approval)."""
+        """Decide on the tool call a run is waiting for (see its pending_approval). Under a
+        four-eyes profile the run's owner may not approve, and `approvers` distinct
+        principals must (pending_approval.approved_by shows who has)."""
         record = await engine.approve(run_id, approved, modified_arguments=modified_arguments,
                                       reason=reason, decided_by=_caller_id(), via=_via(ctx))
         return RunView.of(record)
