@@ -175,6 +175,16 @@ async def test_admin_tools_manage_keys_and_need_admin(served: Served) -> None:
             assert "from-mcp" in listed.content[0].text and key not in listed.content[0].text
             bad = await admin.call_tool_mcp("create_key", {"name": "x", "scopes": ["root"]})
             assert bad.is_error and "unknown scope(s) 'root'" in bad.content[0].text
+            for hostile in ({"name": "x" * 5000, "scopes": ["read"]},
+                            {"name": "ok", "scopes": ["read"] * 500},
+                            {"name": "ok", "scopes": ["read"], "expires": "9" * 5000},
+                            {"name": "ok", "scopes": ["read"], "expires": "-1d"},
+                            {"name": "ok", "scopes": ["read"],
+                             "limits": {"monthly_cost_usd": -5}},
+                            {"name": "../../etc", "scopes": ["read"]}):
+                refused = await admin.call_tool_mcp("create_key", hostile)
+                assert refused.is_error, hostile
+                assert len(refused.content[0].text) < 2000
             await admin.call_tool("revoke_key", {"name": "from-mcp"})
             assert await _status(http, key) == 401
     async with Client(StreamableHttpTransport(mcp, auth=ALICE)) as alice:
@@ -293,6 +303,10 @@ async def test_four_eyes_needs_two_approvers_other_than_the_owner(served: Served
         # carol (approve, but only read) sees the call waiting in the approval inbox
         inbox = (await http.get("/approvals", headers=bearer(CAROL))).json()
         assert run_id in [a["run_id"] for a in inbox]
+        # a caller without approve sees only its own runs' waiting calls
+        reader = served.new_key("inbox-reader", "read")
+        theirs = (await http.get("/approvals", headers=bearer(reader))).json()
+        assert run_id not in [a["run_id"] for a in theirs]
 
         first = await _approve(http, BOB, run_id)
         assert first.status_code == 200, first.text
