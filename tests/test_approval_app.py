@@ -164,7 +164,7 @@ async def test_a_token_without_approve_sees_the_card_without_buttons(tmp_path: P
     config = write_config(tmp_path / "config", {}, agents={"ansible": {
         "playbooks_dir": str(REPO / "playbooks")}}, http={"tokens": [
             {"name": "runner", "token": runner, "scopes": ["read", "run"]},
-            {"name": "dashboard", "token": reader, "scopes": ["read"]}]})
+            {"name": "dashboard", "token": reader, "scopes": ["read", "read_all"]}]})
     env = {k: v for k, v in os.environ.items() if k != "ORCH_HTTP_TOKEN"}
     goal = "CALL ansible_run " + json.dumps({"playbook": "clean-old-files", "extra_vars": {
         "target_dir": str(tmp_path)}})

@@ -496,8 +496,8 @@ async def test_opaque_tokens_are_introspected(introspected: tuple[str, Path],
     ({"public_key": "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----"},
      "give exactly one of 'jwks_uri'"),
     ({"scope_map": {"has space": "read"}}, "is not an OAuth scope name"),
-    ({"scope_map": {"ops": "superuser"}}, "Input should be 'read', 'run', 'approve' or "
-                                           "'admin'"),
+    ({"scope_map": {"ops": "superuser"}}, "Input should be 'read', 'read_all', 'run', "
+                                           "'approve' or 'admin'"),
 ])
 def test_unsafe_or_wrong_auth_config_is_refused(auth: dict[str, Any], problem: str) -> None:
     base = {"type": "jwt", "issuer": "https://idp.example.com/realms/ops",

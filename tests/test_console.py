@@ -43,7 +43,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         {"counter": {"command": sys.executable,
                      "args": [str(COUNTER_SERVER), "--count-file", str(count_file)]}},
         agents={"ansible": {"playbooks_dir": str(REPO / "playbooks")}},
-        http={"tokens": [{"name": "reader", "token": READER, "scopes": ["read"]},
+        http={"tokens": [{"name": "reader", "token": READER, "scopes": ["read", "read_all"]},
                          {"name": "approver", "token": APPROVER,
                           "scopes": ["read", "approve"]},
                          {"name": "runner", "token": RUNNER, "scopes": ["run"]}]})

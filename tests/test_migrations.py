@@ -39,7 +39,7 @@ from orchestrator_mcp.telemetry.audit import AuditEntry
 from orchestrator_mcp.telemetry.audit_store import AuditLog
 from tests import postgres
 
-HEAD = "0006"
+HEAD = "0007"
 
 # What the release before migrations created, as SQLAlchemy emitted it for that release's
 # tables (the same on SQLite and PostgreSQL but for the audit id: INTEGER / SERIAL), in the

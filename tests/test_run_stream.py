@@ -35,7 +35,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     counter = {"command": sys.executable,
                "args": [str(COUNTER_SERVER), "--count-file", str(counts)]}
     config = write_config(tmp / "config", {"counter": counter}, http={
-        "tokens": [{"name": "reader", "token": READER, "scopes": ["read"]},
+        "tokens": [{"name": "reader", "token": READER, "scopes": ["read", "read_all"]},
                    {"name": "runner", "token": RUNNER, "scopes": ["run"]}]})
     env = {k: v for k, v in os.environ.items() if k not in ("ORCH_HTTP_TOKEN", "LLM_SCRIPT")}
     with FakeOpenAI() as llm:

@@ -132,7 +132,9 @@ async def test_destructive_call_waits_and_approval_runs_it(setup, llm) -> None:
         record = await until(client, view["run_id"], "completed")
         assert bumps(setup) == 1
         approval = [s for s in record["steps"] if s["kind"] == "approval"]
-        assert "approved by mcp:" in approval[-1]["summary"]
+        # Who decided is the principal (the local user over stdio); the host is shown too.
+        assert "approved by local user '" in approval[-1]["summary"]
+        assert "(via mcp:" in approval[-1]["summary"]
 
 
 async def test_rejection_is_told_to_the_model(setup, llm) -> None:
@@ -382,7 +384,7 @@ async def test_audit_log_and_costs(setup, llm) -> None:
     run_call = by_tool[("tool_call", "counter_bump")]
     assert run_call["run_id"] == view["run_id"] and run_call["outcome"] == "ok"
     decision = by_tool[("approval", "counter_bump")]
-    assert decision["outcome"] == "approved" and decision["caller"].startswith("mcp:")
+    assert decision["outcome"] == "approved" and decision["caller"].startswith("local:")
     host = by_tool[("tool_call", "everything_echo")]
     assert host["caller"] == "stdio"
     assert host["arguments"] == {"message": "Bearer ***", "api_key": "***"}

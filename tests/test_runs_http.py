@@ -22,7 +22,7 @@ RUNNER = "runner-token-runs-0123456"
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("runs-http")
     config = write_config(tmp / "config", {}, http={
-        "tokens": [{"name": "reader", "token": READER, "scopes": ["read"]},
+        "tokens": [{"name": "reader", "token": READER, "scopes": ["read", "read_all"]},
                    {"name": "runner", "token": RUNNER, "scopes": ["run"]}],
         "max_request_bytes": 65536})
     env = {k: v for k, v in os.environ.items() if k != "ORCH_HTTP_TOKEN"}

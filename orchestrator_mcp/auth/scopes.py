@@ -1,23 +1,26 @@
 """The scope every MCP tool, MCP listing/resource and HTTP route needs, declared once.
 
 read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals,
-GET /runs, the console's views); run: act (run, cancel_run, call_tool, other catalog tools,
-POST /runs, the console's start forms); approve: decide on pending calls; admin: change
-stored knowledge, read the audit log, list and delete agent memories (their facts came from
-tool output and are fed to models). Stdio callers are the local user and are not checked.
-A run's own planner never reaches these: it only sees the catalog.
+GET /runs, the console's views), at one's own runs only; read_all: at every run (admin
+and approve imply it); run: act (run, cancel_run, call_tool, other catalog tools, POST /runs, the
+console's start forms); approve: decide on pending calls (and see every call that waits
+for a decision); admin: change stored knowledge, read the audit log, manage API keys, list
+and delete agent memories (their facts came from tool output and are fed to models). Stdio
+callers are the local user and are not checked. A run's own planner never reaches these: it
+only sees the catalog.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import getpass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator_mcp.config.http import Scope
+from orchestrator_mcp.config.http import PrincipalLimits, Scope
 
-# How a caller proved who it is: a token from servers.yaml, a verified JWT, or an opaque
-# token its authorization server vouched for (RFC 7662).
-PrincipalSource = Literal["token", "jwt", "introspection"]
+# How a caller proved who it is: a token from servers.yaml, a managed API key (auth/keys.py),
+# a verified JWT, or an opaque token its authorization server vouched for (RFC 7662).
+PrincipalSource = Literal["token", "key", "jwt", "introspection"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Principal:
     name: str
     scopes: frozenset[str]
     source: PrincipalSource = "token"
+    # What it may start (runs/limits.py): its own, else http.limits; set by the authenticator.
+    limits: PrincipalLimits | None = field(default=None, compare=False, hash=False)
 
     @property
     def id(self) -> str:
@@ -37,9 +42,49 @@ class Principal:
     @property
     def label(self) -> str:
         """How messages name the caller: "token 'oncall'", "subject 'alice' (jwt)"."""
-        if self.source == "token":
-            return f"token '{self.name}'"
+        if self.source in ("token", "key"):
+            return f"{self.source} '{self.name}'"
         return f"subject '{self.name}' ({self.source})"
+
+    @property
+    def sees_all_runs(self) -> bool:
+        """read_all and admin; approve too: an approver decides on other people's runs and
+        must see what led to the call it is asked about, and what the call did."""
+        return bool({"read_all", "admin", "approve"} & self.scopes)
+
+
+def local_id() -> str:
+    """The principal id of the local user (stdio, the CLI): who owns and decides there."""
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container's bare uid)
+        return "local:unknown"
+
+
+def label_of(principal_id: str) -> str:
+    """How text names a principal given its id: "token 'oncall'", "subject 'alice' (jwt)",
+    "local user 'bob'", "system 'alertmanager'". Not the bare id in text: "token:oncall"
+    is a credential's shape to the redactor, which would hide the name."""
+    source, _, name = principal_id.partition(":")
+    if source in ("token", "key", "jwt", "introspection"):
+        return Principal(name, frozenset(), source).label  # type: ignore[arg-type]
+    if source == "local":
+        return f"local user '{name}'"
+    return f"{source} '{name}'" if name else repr(principal_id)
+
+
+def caller_id(principal: Principal | None) -> str:
+    """Who a run or decision is recorded as: the principal, or the local user (None)."""
+    return principal.id if principal is not None else local_id()
+
+
+def run_viewer(principal: Principal | None) -> str | None:
+    """Whose runs a caller may see: None for every run (the local user, read_all, admin),
+    else its own principal id. Runs without an owner (older ones) and system runs (alerts:
+    'system:alertmanager') are nobody's own, so only read_all/admin see them."""
+    if principal is None or principal.sees_all_runs:
+        return None
+    return principal.id
 
 
 TOOL_SCOPES: dict[str, Scope] = {
@@ -56,6 +101,9 @@ TOOL_SCOPES: dict[str, Scope] = {
     "audit": "admin",
     "list_memories": "admin",
     "forget": "admin",
+    "create_key": "admin",
+    "list_keys": "admin",
+    "revoke_key": "admin",
 }
 
 # Listing tools/resources/prompts and reading a resource (run records hold tool results).

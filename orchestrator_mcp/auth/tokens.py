@@ -32,7 +32,8 @@ class TokenTable:
     def from_settings(cls, settings: HttpSettings) -> TokenTable:
         """`http.tokens` with their scopes, plus `http.token` (or ORCH_HTTP_TOKEN, applied
         by the config loader) with every scope as principal 'main'."""
-        entries = [(t.token, Principal(t.name, frozenset(t.scopes))) for t in settings.tokens]
+        entries = [(t.token, Principal(t.name, frozenset(t.scopes), limits=t.limits))
+                   for t in settings.tokens]
         if settings.token:
             entries.append((settings.token, Principal("main", frozenset(ALL_SCOPES))))
         return cls(entries)

@@ -14,6 +14,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from orchestrator_mcp.auth import local_id
 from orchestrator_mcp.cli.common import EXIT_OK, EXIT_UNHEALTHY, load, table
 from orchestrator_mcp.cli.common import engine_call as _engine_call
 from orchestrator_mcp.runs.models import RunRecord, RunStatus, StepRecord
@@ -138,7 +139,8 @@ def _ask(record: RunRecord) -> tuple[bool, dict[str, Any] | None, str | None] | 
 
 def run(args: argparse.Namespace) -> int:
     async def work(app: Any) -> int:
-        record = await app.engine.submit(args.goal, args.profile, args.context, source="cli")
+        record = await app.engine.submit(args.goal, args.profile, args.context, source="cli",
+                                         owner=local_id())
         print(f"run {record.id} ({record.profile}): {record.goal}")
         return EXIT_OK if args.detach else await _follow(app.engine, record)
 
@@ -147,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_workflow(args: argparse.Namespace) -> int:
     async def work(app: Any) -> int:
-        record = await app.workflows.submit(args.name, dict(args.input), source="cli")
+        record = await app.workflows.submit(args.name, dict(args.input), source="cli",
+                                            owner=local_id())
         print(f"workflow run {record.id} ({args.name}) inputs {json.dumps(record.context)}")
         return EXIT_OK if args.detach else await _follow(app.engine, record)
 
@@ -189,7 +192,7 @@ async def _follow(engine: Any, record: RunRecord) -> int:
                 return EXIT_UNHEALTHY
             approved, modified, reason = decision
             await engine.approve(record.id, approved, modified_arguments=modified,
-                                 reason=reason, decided_by="cli")
+                                 reason=reason, decided_by=local_id(), via="cli")
         await asyncio.sleep(0.1)
     print(f"\n{record.status.value}" + (f" ({record.stop_reason.value})"
                                          if record.stop_reason else ""))
@@ -207,9 +210,9 @@ def list_runs(args: argparse.Namespace) -> int:
     async def work(app: Any) -> int:
         status = RunStatus(args.status) if args.status else None
         records = await app.engine.list(status=status, profile=args.profile, limit=args.limit)
-        rows = [("RUN", "STATUS", "PROFILE", "STARTED", "GOAL")]
-        rows += [(r.id, r.status.value, r.profile, _when(r.created_at), r.goal[:60])
-                 for r in records]
+        rows = [("RUN", "STATUS", "PROFILE", "OWNER", "STARTED", "GOAL")]
+        rows += [(r.id, r.status.value, r.profile, r.owner or "-", _when(r.created_at),
+                  r.goal[:60]) for r in records]
         print(table(rows))
         return EXIT_OK
 
@@ -225,6 +228,7 @@ def show_run(args: argparse.Namespace) -> int:
         print(f"run {record.id}  {record.status.value}"
               + (f" ({record.stop_reason.value})" if record.stop_reason else ""))
         print(f"  goal: {record.goal}\n  profile: {record.profile}  source: {record.source}"
+              f"  owner: {record.owner or '-'}"
               f"  started: {_when(record.created_at)}  ended: {_when(record.finished_at)}")
         for step in record.steps:
             _print_step(step)
@@ -246,7 +250,7 @@ def approve(args: argparse.Namespace) -> int:
     async def work(app: Any) -> int:
         record = await app.engine.approve(
             args.run_id, not args.reject, modified_arguments=args.modified_arguments,
-            reason=args.reason, decided_by="cli")
+            reason=args.reason, decided_by=local_id(), via="cli")
         print(f"{'rejected' if args.reject else 'approved'}; run {record.id} is "
               f"{record.status.value}")
         return EXIT_OK

@@ -104,6 +104,10 @@ def serve(args: argparse.Namespace) -> int:
     if not args.http:
         asyncio.run(application.front.run_stdio_async(show_banner=False))
         return EXIT_OK
+    if authenticator is not None:
+        from orchestrator_mcp.auth.keys import ManagedKeys
+
+        authenticator.keys = ManagedKeys(application.engine.database_engine)
 
     import uvicorn
 

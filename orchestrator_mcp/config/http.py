@@ -9,13 +9,29 @@ from pydantic import Field, field_validator
 from orchestrator_mcp.config.base import TOKEN_HINT, Name, OptionalToken, Strict, check_token
 from orchestrator_mcp.config.http_auth import ALL_SCOPES, HttpAuth, Scope
 
-__all__ = ["ALL_SCOPES", "HttpSettings", "HttpToken", "Scope"]
+__all__ = ["ALL_SCOPES", "HttpSettings", "HttpToken", "PrincipalLimits", "Scope"]
+
+
+class PrincipalLimits(Strict):
+    """What one caller (a token, managed key or OAuth subject) may start: checked when a
+    run is submitted (runs/limits.py). Unset means no limit."""
+
+    max_concurrent_runs: int | None = Field(
+        default=None, ge=1, le=100_000, description="runs of this caller not yet ended")
+    monthly_cost_usd: float | None = Field(
+        default=None, gt=0, le=1_000_000,
+        description="model cost of this caller's runs started this calendar month (UTC)")
+
+    def __bool__(self) -> bool:
+        return self.max_concurrent_runs is not None or self.monthly_cost_usd is not None
 
 
 class HttpToken(Strict):
     name: Name
     token: str = Field(description="at least 16 characters, no spaces")
     scopes: list[Scope] = Field(min_length=1)
+    limits: PrincipalLimits | None = Field(
+        default=None, description="this token's own limits, instead of http.limits")
 
     @field_validator("token")
     @classmethod
@@ -35,6 +51,9 @@ class HttpSettings(Strict):
     auth: HttpAuth | None = Field(
         default=None, description="OAuth access tokens from an identity provider (type jwt "
         "or introspection), accepted besides the tokens above")
+    limits: PrincipalLimits = Field(
+        default_factory=PrincipalLimits, description="limits of every HTTP caller that has "
+        "none of its own (a token's or managed key's `limits`)")
     rate_limit_per_second: float = Field(
         default=20, gt=0, le=100_000, description="MCP requests per second per token")
     rate_limit_burst: int = Field(default=40, ge=1, le=1_000_000)

@@ -21,8 +21,9 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 
 from orchestrator_mcp.config.base import Strict, is_loopback_host
 
-Scope = Literal["read", "run", "approve", "admin"]
-ALL_SCOPES: tuple[Scope, ...] = ("read", "run", "approve", "admin")
+# read_all: see every run, not only one's own (admin implies it; auth/scopes.py).
+Scope = Literal["read", "read_all", "run", "approve", "admin"]
+ALL_SCOPES: tuple[Scope, ...] = ("read", "read_all", "run", "approve", "admin")
 
 Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                     "ES512", "EdDSA", "Ed25519", "Ed448"]
@@ -117,7 +118,7 @@ class _OAuthSettings(Strict):
     def _mapping(self) -> str:
         mapped = ", ".join(f"{k}→{'+'.join(v)}" for k, v in sorted(self.scope_map.items()))
         return (f"scopes from '{self.scopes_claim}': "
-                f"{mapped or 'read/run/approve/admin by name'}")
+                f"{mapped or 'read/read_all/run/approve/admin by name'}")
 
 
 class JwtAuth(_OAuthSettings):

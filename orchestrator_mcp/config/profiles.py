@@ -20,6 +20,12 @@ class ApprovalRules(Strict):
     timeout_seconds: float = Field(
         default=3600, gt=0, le=7 * 86400,
         description="how long a call waits for a decision before it expires (not executed)")
+    separate_approver: bool = Field(
+        default=False, description="four eyes: whoever started the run may not approve its "
+        "calls (they may still reject them)")
+    approvers: int = Field(
+        default=1, ge=1, le=10, description="distinct principals who must approve a call; "
+        "it runs after the last approval, and one rejection rejects it")
 
     @field_validator("require", "auto_approve")
     @classmethod

@@ -35,6 +35,9 @@ runs = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
     # An idempotent submission's request, hashed (runs/idempotency.py).
     sa.Column("request_hash", sa.String(64)),
+    # Who started it (a Principal id: "token:oncall", "key:ci", "jwt:alice", "local:bob",
+    # "system:alertmanager"); NULL for runs from before owners were kept.
+    sa.Column("owner", sa.String(255), index=True),
 )
 
 run_steps = sa.Table(
@@ -77,6 +80,24 @@ executors = sa.Table(
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False, index=True),
+)
+
+# ---- managed API keys (auth/keys.py) --------------------------------------------------
+
+api_keys = sa.Table(
+    "orch_api_keys", metadata,
+    # The key's public prefix: how a presented key finds its row.
+    sa.Column("prefix", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),  # sha256 hex of the whole key
+    sa.Column("scopes", sa.String(255), nullable=False),  # space-separated
+    sa.Column("limits", sa.Text),  # PrincipalLimits as JSON, or NULL for http.limits
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("last_used_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+    sa.Column("revoked_by", sa.String(255)),
 )
 
 # ---- audit (telemetry/audit_store.py) ---------------------------------------------------

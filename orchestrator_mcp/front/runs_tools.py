@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import time
 from datetime import datetime
@@ -15,6 +14,7 @@ from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from orchestrator_mcp.agents import agent_names
+from orchestrator_mcp.auth import caller_id, run_viewer
 from orchestrator_mcp.front.approval_app import CARD_APP, shows_cards
 from orchestrator_mcp.front.inline_approval import (
     ApprovalAnswer,
@@ -57,6 +57,7 @@ class RunView(BaseModel):
     stop_reason: str | None = None
     pending_approval: PendingApproval | None = None
     usage: Usage
+    owner: str | None = Field(default=None, description="the principal that started it")
     next: str = Field(description="what to do next")
 
     @classmethod
@@ -71,7 +72,8 @@ class RunView(BaseModel):
         return cls(run_id=record.id, status=record.status, profile=record.profile,
                    goal=record.goal, answer=record.answer, error=record.error,
                    stop_reason=record.stop_reason.value if record.stop_reason else None,
-                   pending_approval=record.pending_approval, usage=record.usage, next=hint)
+                   pending_approval=record.pending_approval, usage=record.usage,
+                   owner=record.owner, next=hint)
 
 
 class WorkflowInfo(BaseModel):
@@ -138,13 +140,23 @@ class ProfileInfo(BaseModel):
     provider: str | None
 
 
-def _caller(ctx: Context | None) -> str:
+def _via(ctx: Context | None) -> str:
+    """The face and host a decision came through (shown with it; identity is the
+    principal's id)."""
     if ctx is None:
-        return f"cli:{getpass.getuser()}"
+        return "mcp"
     with contextlib.suppress(Exception):
         info = ctx.session.client_params.client_info  # type: ignore[union-attr]
         return f"mcp:{info.name}"
     return "mcp"
+
+
+def _caller_id() -> str:
+    return caller_id(current_principal())
+
+
+def _viewer() -> str | None:
+    return run_viewer(current_principal())
 
 
 def _approval_question(record: RunRecord) -> str:
@@ -161,7 +173,7 @@ def _input_required(record: RunRecord) -> InputRequiredResult:
 async def _decide(engine: RunEngine, record: RunRecord, answer: ApprovalAnswer,
                   ctx: Context) -> None:
     await engine.approve(record.id, answer.approved, reason=answer.reason or None,
-                         decided_by=f"{_caller(ctx)} (inline)")
+                         decided_by=_caller_id(), via=f"{_via(ctx)} (inline)")
 
 
 async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | None) -> bool:
@@ -169,7 +181,7 @@ async def _apply_inline_answer(engine: RunEngine, run_id: str, ctx: Context | No
     answer = accepted_answer(ctx) if ctx is not None else None
     if answer is None:
         return False
-    record = await engine.get(run_id)
+    record = await engine.get(run_id, viewer=_viewer())
     if record.status is RunStatus.AWAITING_APPROVAL:
         await _decide(engine, record, answer, ctx)
     return True
@@ -215,8 +227,11 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
         declined = not await _apply_inline_answer(engine, resumed, ctx)
         record = await engine.wait(resumed, wait_seconds, on_progress=progress)
     else:
+        principal = current_principal()
         record = await engine.submit(goal, profile, context,
-                                     idempotency=_idempotency(idempotency_key), asked=asked)
+                                     idempotency=_idempotency(idempotency_key), asked=asked,
+                                     owner=caller_id(principal),
+                                     limits=principal.limits if principal else None)
         if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
     # A host that renders MCP Apps asks its user with the approval card the result shows.
@@ -313,7 +328,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
     @mcp.tool(annotations=READ_ONLY, app=CARD_APP)
     async def get_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunRecord:
         """A run with its steps (model calls, tool calls, approvals), answer and usage."""
-        return await engine.get(run_id)
+        return await engine.get(run_id, viewer=_viewer())
 
     @mcp.tool(annotations=READ_ONLY)
     async def list_runs(
@@ -323,15 +338,16 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         limit: Annotated[int, Field(ge=1, le=200)] = 20,
         offset: Annotated[int, Field(ge=0)] = 0,
     ) -> list[RunView]:
-        """Runs, newest first, filtered by status, profile and start time; paginated."""
+        """Runs, newest first, filtered by status, profile and start time; paginated. Over
+        HTTP a caller sees its own runs, or every run with the read_all scope."""
         records = await engine.list(status=status, profile=profile, since=parse_since(since),
-                                    limit=limit, offset=offset)
+                                    limit=limit, offset=offset, owner=_viewer())
         return [RunView.of(r) for r in records]
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True))
     async def cancel_run(run_id: Annotated[str, Field(min_length=1, max_length=64)]) -> RunView:
         """Cancel a run that has not ended."""
-        return RunView.of(await engine.cancel(run_id))
+        return RunView.of(await engine.cancel(run_id, viewer=_viewer()))
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True), app=CARD_APP)
     async def approve(
@@ -342,9 +358,11 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         reason: Annotated[str | None, Field(max_length=2000)] = None,
         ctx: Context | None = None,
     ) -> RunView:
-        """Decide on the tool call a run is waiting for (see its pending_approval)."""
+        """Decide on the tool call a run is waiting for (see its pending_approval). Under a
+        four-eyes profile the run's owner may not approve, and `approvers` distinct
+        principals must (pending_approval.approved_by shows who has)."""
         record = await engine.approve(run_id, approved, modified_arguments=modified_arguments,
-                                      reason=reason, decided_by=_caller(ctx))
+                                      reason=reason, decided_by=_caller_id(), via=_via(ctx))
         return RunView.of(record)
 
     @mcp.tool(annotations=READ_ONLY)
@@ -372,8 +390,11 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
         """Run a workflow; its approval gates and tool approvals use approve()."""
         if workflows is None:
             raise ToolError("workflows are not enabled in this server")
+        principal = current_principal()
         record = await workflows.submit(name, inputs,
-                                        idempotency=_idempotency(idempotency_key))
+                                        idempotency=_idempotency(idempotency_key),
+                                        owner=caller_id(principal),
+                                        limits=principal.limits if principal else None)
         if wait:
             record = await engine.wait(record.id, wait_seconds,
                                        on_progress=_progress_reporter(ctx))
@@ -399,11 +420,11 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
     ) -> list[CostLine]:
         """Model usage and cost of runs, summed by day, profile or model."""
         start = parse_since(since) or time.time() - 30 * 86400
-        records = await engine.list(since=start, limit=10_000)
+        records = await engine.list(since=start, limit=10_000, owner=_viewer())
         detailed = [await engine.get(r.id) for r in records]
         return summarize_costs(detailed, group_by)
 
     @mcp.resource("orchestrator://runs/{run_id}", mime_type="application/json")
     async def run_resource(run_id: str) -> str:
         """A run: status, steps, pending approval, answer, usage."""
-        return (await engine.get(run_id)).model_dump_json(indent=2)
+        return (await engine.get(run_id, viewer=_viewer())).model_dump_json(indent=2)

@@ -22,6 +22,7 @@ from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval_card
 from orchestrator_mcp.front.errors import UserErrors
+from orchestrator_mcp.front.keys_tools import register_key_tools
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
 from orchestrator_mcp.front.memory_tools import register_memory_tools
 from orchestrator_mcp.front.passthrough import (
@@ -277,6 +278,7 @@ def build_front(
 
     if engine is not None:
         register_run_tools(mcp, engine, workflows)
+        register_key_tools(mcp, engine)
         register_approval_card(mcp)
         mcp.add_middleware(ApprovalCards(gateway, audit))  # innermost: after scope checks
     if knowledge is not None:

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.config.environment import environment
+from orchestrator_mcp.config.http import PrincipalLimits
 from orchestrator_mcp.config.runs import RunsSettings
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.llm import LLMProvider
 from orchestrator_mcp.llm.types import LLMNotConfigured
+from orchestrator_mcp.runs import limits as principal_limits
 from orchestrator_mcp.runs.database import Database, DatabaseError, explain_connect_error
 from orchestrator_mcp.runs.errors import (
     RunConflict,
@@ -64,7 +66,7 @@ __all__ = ["RunConflict", "RunEngine", "RunError", "RunNotFound", "RunsUnavailab
 log = logging.getLogger(__name__)
 
 DBOS_APP_NAME = "orchestrator-mcp"
-WORKFLOW_VERSION = "runs-4"  # bump when a durable workflow's step sequence or names change
+WORKFLOW_VERSION = "runs-5"  # bump when a durable workflow's step sequence or names change
 START_TIMEOUT = 60.0
 RUN_QUEUE = "orchestrator_runs"
 # Runs started by other runs (delegations, workflow agent steps) queue apart, so parents
@@ -347,6 +349,12 @@ class RunEngine:
             raise RunsUnavailable("agent memory is not set up in this process")
         return self._memories
 
+    async def database_engine(self) -> sa.Engine:
+        """`sql_engine` once the engine is ready (what the HTTP face, which starts first,
+        asks for its managed API keys)."""
+        await self.ready()
+        return self._db.engine
+
     @property
     def sql_engine(self) -> sa.Engine:
         """The SQLAlchemy engine of our tables' database, for the parts that keep their own
@@ -380,13 +388,18 @@ class RunEngine:
         run_id: str | None = None,
         idempotency: Idempotency | None = None,
         asked: dict[str, Any] | None = None,
+        owner: str | None = None,
+        limits: PrincipalLimits | None = None,
     ) -> RunRecord:
         """Queue a run. With `run_id`, submitting the same id again changes nothing; with
         `idempotency`, the same key and request give the run the first submission made
         (`asked`: what the caller asked, when the engine is given something derived from
-        it, e.g. the agent a router picked)."""
+        it, e.g. the agent a router picked). `owner`: the principal id that starts it
+        (default: the parent's owner, else 'system:<source>'); `limits`: that principal's,
+        checked first (runs/limits.py)."""
         record = await self.create(goal, profile, context, parent_id=parent_id, source=source,
-                                   run_id=run_id, idempotency=idempotency, asked=asked)
+                                   run_id=run_id, idempotency=idempotency, asked=asked,
+                                   owner=owner, limits=limits)
         await self.enqueue(record.id)  # again for a replay: a no-op, or the lost first one
         return record
 
@@ -401,6 +414,8 @@ class RunEngine:
         run_id: str | None = None,
         idempotency: Idempotency | None = None,
         asked: dict[str, Any] | None = None,
+        owner: str | None = None,
+        limits: PrincipalLimits | None = None,
     ) -> RunRecord:
         """Validate and record a run without queueing it (a workflow queues its child runs
         itself, so that DBOS records them as its children)."""
@@ -416,24 +431,52 @@ class RunEngine:
         now = time.time()
         if idempotency is not None:
             run_id = idempotency.run_id("run")
+        owner = await self._owner(owner, parent_id, source)
+        if limits and parent_id is None:
+            await self._admit(owner, limits, run_id)
         record = RunRecord(id=run_id or f"run_{uuid.uuid4().hex[:16]}", goal=goal, profile=profile,
                            status=RunStatus.QUEUED, parent_id=parent_id, source=source,
-                           context=context or {}, created_at=now, updated_at=now)
+                           owner=owner, context=context or {}, created_at=now, updated_at=now)
         return await self._record(record, idempotency, asked or {
             "kind": "run", "goal": goal, "profile": profile, "context": context or {}})
 
     async def submit_record(self, record: RunRecord, *, kind: str,
                             idempotency: Idempotency | None = None,
-                            request: dict[str, Any] | None = None) -> RunRecord:
+                            request: dict[str, Any] | None = None,
+                            limits: PrincipalLimits | None = None) -> RunRecord:
         """Record and queue a run of another kind (`workflows.submit` builds and checks
         workflow runs, its id derived from `idempotency` when given, with `request` what
-        was asked). With an id already recorded, nothing changes."""
+        was asked). With an id already recorded, nothing changes. Owner and limits as
+        for `submit`."""
         if kind not in self.kinds:
             raise RunError(f"this engine does not execute {kind} runs")
         await self.ready()
+        owner = await self._owner(record.owner, record.parent_id, record.source)
+        if limits and record.parent_id is None:
+            await self._admit(owner, limits, record.id)
+        record = record.model_copy(update={"owner": owner})
         record = await self._record(record, idempotency, request or {})
         await self.enqueue(record.id, kind=kind)
         return record
+
+    async def _owner(self, owner: str | None, parent_id: str | None, source: str) -> str:
+        if owner is not None:
+            return owner
+        if parent_id is not None:
+            parent = await asyncio.to_thread(self._db.get, parent_id, with_steps=False)
+            if parent is not None and parent.owner is not None:
+                return parent.owner
+        return f"system:{source}"  # alerts, schedules: nobody's own (read_all sees them)
+
+    async def _admit(self, owner: str, limits: PrincipalLimits, run_id: str | None) -> None:
+        """Refuse a new run over `owner`'s limits; a repeat of a recorded one passes."""
+        if run_id is not None and await asyncio.to_thread(
+                self._db.get, run_id, with_steps=False) is not None:
+            return
+        now = time.time()
+        active, spent = await asyncio.to_thread(self._db.usage_of, owner,
+                                                principal_limits.month_start(now))
+        principal_limits.check(owner, limits, active, spent, now)
 
     async def _record(self, record: RunRecord, idempotency: Idempotency | None,
                       request: dict[str, Any]) -> RunRecord:
@@ -512,10 +555,13 @@ class RunEngine:
             queue = await DBOS.retrieve_queue_async(BACKGROUND_QUEUE)
             await queue.enqueue_async(self._instances[kind].run, *args)
 
-    async def get(self, run_id: str) -> RunRecord:
+    async def get(self, run_id: str, *, viewer: str | None = None,
+                  with_steps: bool = True) -> RunRecord:
+        """The run; with `viewer` (a principal id), only when that principal owns it — to
+        anyone else it does not exist (a run id says nothing of whose it is)."""
         await self.ready()
-        record = await asyncio.to_thread(self._db.get, run_id)
-        if record is None:
+        record = await asyncio.to_thread(self._db.get, run_id, with_steps=with_steps)
+        if record is None or (viewer is not None and record.owner != viewer):
             raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
         return record
 
@@ -585,14 +631,16 @@ class RunEngine:
         *,
         modified_arguments: dict[str, Any] | None = None,
         reason: str | None = None,
-        decided_by: str = "unknown",
+        decided_by: str,
+        via: str | None = None,
     ) -> RunRecord:
-        """Decide on the call `run_id` waits for; every face (MCP, HTTP, CLI) comes here."""
+        """Decide on the call `run_id` waits for; every face (MCP, HTTP, CLI) comes here.
+        `decided_by`: the deciding principal's id (four-eyes rules compare it)."""
         from orchestrator_mcp.runs import approvals
 
         record = await self.get(run_id)
         decision = approvals.decide(record, approved, modified_arguments=modified_arguments,
-                                    reason=reason, decided_by=decided_by)
+                                    reason=reason, decided_by=decided_by, via=via)
         entry = self.gateway.catalog.get(record.pending_approval.tool) \
             if record.pending_approval else None
         if modified_arguments is not None and entry is not None:
@@ -609,8 +657,8 @@ class RunEngine:
                 return record
             await asyncio.sleep(0.02)
 
-    async def cancel(self, run_id: str) -> RunRecord:
-        record = await self.get(run_id)
+    async def cancel(self, run_id: str, *, viewer: str | None = None) -> RunRecord:
+        record = await self.get(run_id, viewer=viewer, with_steps=False)
         if record.status.finished:
             raise RunConflict(f"run '{run_id}' already ended ({record.status.value})")
         await self._cancel(run_id)

@@ -61,6 +61,13 @@ class PendingApproval(BaseModel):
     reason: str = Field(description="why this call needs a human")
     requested_at: float
     expires_at: float
+    # Four eyes (profile approval.separate_approver / approvers), as the call waits under.
+    approvers: int = Field(default=1, description="distinct approvals the call needs")
+    separate_approver: bool = Field(
+        default=False, description="the run's owner may not approve it")
+    owner: str | None = None
+    approved_by: list[str] = Field(
+        default_factory=list, description="who has approved so far (of `approvers`)")
 
 
 class ApprovalDecision(BaseModel):
@@ -68,7 +75,8 @@ class ApprovalDecision(BaseModel):
     approved: bool
     modified_arguments: dict[str, Any] | None = None
     reason: str | None = None
-    decided_by: str = "unknown"
+    decided_by: str = Field(default="unknown", description="the deciding principal's id")
+    via: str | None = Field(default=None, description="the face it came through")
     decided_at: float
 
 
@@ -91,6 +99,8 @@ class RunRecord(BaseModel):
     parent_id: str | None = None
     workflow: str | None = Field(default=None, description="set for workflow runs")
     source: str = "mcp"
+    owner: str | None = Field(default=None, description="the principal id that started it "
+                              "('system:<source>' for alerts and schedules)")
     context: dict[str, Any] = Field(default_factory=dict)
     created_at: float
     updated_at: float

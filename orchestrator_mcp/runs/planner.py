@@ -186,9 +186,9 @@ class Planner(DBOSConfiguredInstance):
         approved_by = None
         key = f"{n}:{call.id}"  # models may reuse call ids; the position in the run is unique
         if policy.approval:
-            timeout = self.steps.profile(profile_name).approval.timeout_seconds
+            rules = self.steps.profile(profile_name).approval
             decision = await self.steps.await_approval(run_id, n, key, call.name, arguments,
-                                                       policy.approval, timeout)
+                                                       policy.approval, rules)
             if decision is None:
                 return prompts.not_executed(call.name,
                                             "approval expired before a human decided")

@@ -25,6 +25,7 @@ from dbos import DBOS, DBOSConfiguredInstance
 from pydantic import BaseModel
 
 from orchestrator_mcp.config import ProfileConfig
+from orchestrator_mcp.config.profiles import ApprovalRules
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import CatalogTool
 from orchestrator_mcp.llm import LLMError
@@ -134,30 +135,68 @@ class RunSteps(DBOSConfiguredInstance):
         return await DBOS.get_result_async(child_id) or {}
 
     async def await_approval(self, run_id: str, n: int, call_id: str, tool: str,
-                             arguments: dict[str, Any], why: str, timeout: float
+                             arguments: dict[str, Any], why: str, rules: ApprovalRules
                              ) -> ApprovalDecision | None:
         """The approval sequence (workflow code): mark the run waiting (history entry
-        `n`), wait for a decision or expiry, record what happened (entry `n + 1`).
-        None: it expired."""
-        waiting = approvals.pending(call_id, tool, arguments, why, timeout)
-        await self.mark_pending(run_id, n, waiting.model_dump())
-        raw = await DBOS.recv_async(approvals.topic(call_id), timeout_seconds=timeout)
-        await self.record_decision(run_id, n + 1, tool, raw)
-        return None if raw is None else ApprovalDecision.model_validate(raw)
+        `n`), wait for decisions until one decides or it expires — with four eyes
+        (`rules.approvers` > 1) each approval but the last is noted and waited past —,
+        record what happened (entry `n + 1`). None: it expired."""
+        asked = approvals.pending(call_id, tool, arguments, why, rules, owner=None)
+        waiting = PendingApproval.model_validate(
+            await self.mark_pending(run_id, n, asked.model_dump()))
+        while True:
+            # Recorded messages come back as they were on replay, whatever the timeout.
+            remaining = max(waiting.expires_at - time.time(), 0.001)
+            raw = await DBOS.recv_async(approvals.topic(call_id), timeout_seconds=remaining)
+            decision = None if raw is None else ApprovalDecision.model_validate(raw)
+            if decision is None or approvals.still_needed(waiting, decision) == 0:
+                await self.record_decision(run_id, n + 1, tool, raw, waiting.approved_by)
+                return decision
+            waiting = PendingApproval.model_validate(
+                await self.record_vote(run_id, tool, waiting.model_dump(), raw))
 
     # ---- steps --------------------------------------------------------------------------
 
     @DBOS.step(name="await_approval_mark")
-    async def mark_pending(self, run_id: str, n: int, pending: dict[str, Any]) -> None:
-        waiting = PendingApproval.model_validate(pending)
+    async def mark_pending(self, run_id: str, n: int, pending: dict[str, Any]
+                           ) -> dict[str, Any]:
+        """Mark the run waiting; the pending approval as kept (with the run's owner)."""
+        record = await self.db(self.ports.store.get, run_id, with_steps=False)
+        waiting = PendingApproval.model_validate(pending).model_copy(
+            update={"owner": record.owner if record is not None else None})
         await self.db(self.ports.store.update, run_id, status=RunStatus.AWAITING_APPROVAL,
                       pending=waiting)
-        await self.record(run_id, n, "approval", f"waiting for approval of {waiting.tool}: "
-                          f"{waiting.reason}", pending=pending)
+        needs = (f" ({waiting.approvers} approvers)" if waiting.approvers > 1 else "")
+        await self.record(run_id, n, "approval", f"waiting for approval of {waiting.tool}"
+                          f"{needs}: {waiting.reason}", pending=waiting.model_dump())
+        return waiting.model_dump()
+
+    @DBOS.step(name="approval_vote")
+    async def record_vote(self, run_id: str, tool: str, pending: dict[str, Any],
+                          raw: dict[str, Any]) -> dict[str, Any]:
+        """One approval of several (four eyes): kept on the pending approval, noted in the
+        history and the audit log; the call waits on."""
+        waiting = PendingApproval.model_validate(pending)
+        decision = ApprovalDecision.model_validate(raw)
+        left = approvals.still_needed(waiting, decision)
+        if decision.decided_by not in waiting.approved_by and left < waiting.approvers - len(
+                waiting.approved_by):
+            waiting = waiting.model_copy(update={
+                "approved_by": [*waiting.approved_by, decision.decided_by]})
+            await self.db(self.ports.audit.record, kind="approval", run_id=run_id, tool=tool,
+                          caller=decision.decided_by,
+                          outcome=f"approved {len(waiting.approved_by)} of {waiting.approvers}")
+            await self.db(self.ports.store.update, run_id, pending=waiting)
+            note = StepRecord(n=0, kind="approval", at=time.time(),
+                              summary=approvals.partial_summary(tool, decision, left),
+                              detail={"decision": raw})
+            await self.db(self.ports.store.add_note, run_id, note)
+            self.ports.notify(run_id)
+        return waiting.model_dump()
 
     @DBOS.step(name="approval_outcome")
     async def record_decision(self, run_id: str, n: int, tool: str,
-                              raw: dict[str, Any] | None) -> None:
+                              raw: dict[str, Any] | None, approved_before: list[str]) -> None:
         decision = None if raw is None else ApprovalDecision.model_validate(raw)
         outcome = approvals.outcome(decision)
         metrics.APPROVALS_DECIDED.labels(outcome).inc()
@@ -165,8 +204,10 @@ class RunSteps(DBOSConfiguredInstance):
                       caller=decision.decided_by if decision else "expiry", outcome=outcome,
                       arguments=decision.modified_arguments if decision else None)
         await self.db(self.ports.store.update, run_id, status=RunStatus.RUNNING, pending=None)
-        await self.record(run_id, n, "approval", approvals.summary(tool, decision),
-                          decision=raw)
+        approvers = [*approved_before, decision.decided_by] if decision else []
+        await self.record(run_id, n, "approval",
+                          approvals.summary(tool, decision, approvers), decision=raw,
+                          approved_by=approvers)
 
 
     @DBOS.step(name="run_start")

@@ -118,7 +118,7 @@ class RunStore:
                 workflow=record.workflow, source=record.source,
                 context=_dumps(record.context), created_at=record.created_at,
                 updated_at=record.updated_at, usage=record.usage.model_dump_json(), seq=1,
-                request_hash=request_hash)
+                request_hash=request_hash, owner=record.owner)
             if not created:
                 kept = db.execute(sa.select(runs.c.request_hash).where(
                     runs.c.id == record.id)).scalar()
@@ -226,10 +226,14 @@ class RunStore:
         profile: str | None = None,
         since: float | None = None,
         parent_id: str | None = None,
+        owner: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunRecord]:
+        """`owner`: only that principal's runs (None: everyone's)."""
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id)
+        if owner is not None:
+            query = query.where(runs.c.owner == owner)
         if status is not None:
             query = query.where(runs.c.status == status.value)
         if profile is not None:
@@ -246,6 +250,19 @@ class RunStore:
         with self.engine.connect() as db:
             return int(db.execute(sa.select(sa.func.count()).select_from(runs).where(
                 runs.c.status == status.value)).scalar_one())
+
+    def usage_of(self, owner: str, since: float) -> tuple[int, float]:
+        """The owner's runs that have not ended, and the model cost of its runs started
+        since `since` (what per-principal limits are checked against)."""
+        with self.engine.connect() as db:
+            active = db.execute(sa.select(sa.func.count()).select_from(runs).where(
+                (runs.c.owner == owner)
+                & runs.c.status.notin_([s.value for s in RunStatus if s.finished]))
+            ).scalar_one()
+            usages = db.execute(sa.select(runs.c.usage).where(
+                (runs.c.owner == owner) & (runs.c.created_at >= since))).scalars().all()
+        cost = sum(Usage.model_validate_json(u).cost_usd or 0.0 for u in usages)
+        return int(active), round(cost, 6)
 
     def unfinished_ids(self) -> list[str]:
         with self.engine.connect() as db:
@@ -265,6 +282,7 @@ class RunStore:
             status=RunStatus(row["status"]),
             stop_reason=StopReason(row["stop_reason"]) if row["stop_reason"] else None,
             parent_id=row["parent_id"], workflow=row["workflow"], source=row["source"],
+            owner=row["owner"],
             context=json.loads(row["context"]), created_at=row["created_at"],
             updated_at=row["updated_at"], finished_at=row["finished_at"],
             answer=row["answer"], error=row["error"],

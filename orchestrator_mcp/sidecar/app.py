@@ -18,7 +18,13 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator_mcp.alerts.service import AlertService, Rejection
-from orchestrator_mcp.auth import Authenticator, is_public_page, required_route_scope
+from orchestrator_mcp.auth import (
+    Authenticator,
+    caller_id,
+    is_public_page,
+    required_route_scope,
+    run_viewer,
+)
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.gateway import Gateway
@@ -32,6 +38,7 @@ from orchestrator_mcp.sidecar.oauth import (
     metadata_routes,
     unauthorized_challenge,
 )
+from orchestrator_mcp.sidecar.runs_routes import principal_of
 from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 
@@ -42,7 +49,7 @@ class ApprovalRequest(BaseModel):
     approved: StrictBool  # "yes" or 1 is an error, not a yes
     modified_arguments: dict[str, Any] | None = None
     reason: str | None = Field(default=None, max_length=2000)
-    decided_by: str | None = Field(default=None, max_length=200)  # a note; see decider()
+    decided_by: str | None = Field(default=None, max_length=200)  # kept as a note ('via')
 
 
 APPROVAL_BODY_LIMIT = 65_536
@@ -132,14 +139,6 @@ async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: 
     await response(scope, receive, send)
 
 
-def decider(request: Request, note: str | None = None) -> str:
-    """Who decided, as the run history records it: the token's name (never a name the
-    client sends; its `decided_by` is kept only as a note after it)."""
-    principal = getattr(request.state, "principal", None)
-    name = f"http:{principal.name}" if principal is not None else "http:no-auth"
-    return f"{name} ({note})" if note else name
-
-
 def _error(status: int, error: str, detail: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
@@ -204,12 +203,17 @@ def build_app(
         return JSONResponse({"status": "accepted" if new else "already_received",
                              "receipt": receipt})
 
-    async def list_approvals(_: Request) -> Response:
+    async def list_approvals(request: Request) -> Response:
+        """Calls waiting for a decision: an approver (scope approve) sees every one, as it
+        must to decide; anyone else those of the runs it may see."""
         if engine is None:
             return _error(404, "not_found", "runs are not enabled")
-        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200)
+        principal = principal_of(request)
+        approver = principal is None or "approve" in principal.scopes
+        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200,
+                                    owner=None if approver else run_viewer(principal))
         return JSONResponse([
-            {"run_id": r.id, "goal": r.goal, "profile": r.profile,
+            {"run_id": r.id, "goal": r.goal, "profile": r.profile, "owner": r.owner,
              "pending_approval": r.pending_approval.model_dump() if r.pending_approval else None}
             for r in waiting
         ])
@@ -227,7 +231,8 @@ def build_app(
         record = await engine.approve(
             request.path_params["run_id"], decision.approved,
             modified_arguments=decision.modified_arguments, reason=decision.reason,
-            decided_by=decider(request, decision.decided_by))
+            decided_by=caller_id(principal_of(request)),
+            via=f"http ({decision.decided_by})" if decision.decided_by else "http")
         return JSONResponse({"run_id": record.id, "status": record.status.value})
 
     async def healthz(_: Request) -> Response:

@@ -25,9 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from orchestrator_mcp.auth import run_viewer
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
 from orchestrator_mcp.runs.models import RunEvent
+from orchestrator_mcp.sidecar.runs_routes import principal_of
 
 POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
@@ -100,7 +102,8 @@ def routes(engine: RunEngine) -> list[Route]:
         after = last_event_id(request)
         if len(run_id) > 128:
             raise RunNotFound("no run with such an id; GET /runs lists the runs there are")
-        await engine.events_after(run_id, after)  # 404 now, not inside the stream
+        # 404 now, not inside the stream; also for a run the caller may not see.
+        await engine.get(run_id, viewer=run_viewer(principal_of(request)), with_steps=False)
         if open_streams >= MAX_STREAMS:
             raise TooManyStreams(f"{MAX_STREAMS} run streams are open in this process; "
                                  "close one or try again later")

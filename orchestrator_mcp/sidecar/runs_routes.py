@@ -7,7 +7,10 @@
                                                                 true for a repeat; 409 when
                                                                 the key was used otherwise
 
-Errors are the sidecar's one answer for user errors: {"error", "detail"} with a status.
+A caller sees its own runs (the ones its principal started); with read_all or admin, every
+run (auth.run_viewer). POST /runs records the caller as the run's owner and checks its
+limits (429 naming the limit). Errors are the sidecar's one answer for user errors:
+{"error", "detail"} with a status.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from orchestrator_mcp.auth import Principal, caller_id, run_viewer
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
 from orchestrator_mcp.runs.idempotency import Idempotency
@@ -39,6 +43,11 @@ class RunRequest(BaseModel):
     goal: str = Field(min_length=1, max_length=10_000)
     profile: str = Field(default="default", min_length=1, max_length=64)
     context: dict[str, Any] | None = None
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The authenticated caller (None with `serve --no-auth`: the local user)."""
+    return request.scope.get("state", {}).get("principal")
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:
@@ -78,14 +87,15 @@ def routes(engine: RunEngine) -> list[Route]:
             profile=request.query_params.get("profile") or None,
             since=parse_since(request.query_params.get("since")),
             limit=bounded_int(request, "limit", 50, 1, MAX_LIST),
-            offset=bounded_int(request, "offset", 0, 0, 10_000_000))
+            offset=bounded_int(request, "offset", 0, 0, 10_000_000),
+            owner=run_viewer(principal_of(request)))
         return JSONResponse({"runs": [_listed(r) for r in records]})
 
     async def get_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         if len(run_id) > 128:  # no run id is that long
             raise RunNotFound("no run with such an id; GET /runs lists the runs there are")
-        record = await engine.get(run_id)
+        record = await engine.get(run_id, viewer=run_viewer(principal_of(request)))
         return JSONResponse(record.model_dump(mode="json"))
 
     async def start_run(request: Request) -> Response:
@@ -96,11 +106,13 @@ def routes(engine: RunEngine) -> list[Route]:
             error.detail = problems(exc)
             raise error from None
         key = request.headers.get("idempotency-key")
-        principal = request.scope.get("state", {}).get("principal")
+        principal = principal_of(request)
         idempotency = None if key is None else Idempotency(
             key, principal.id if principal is not None else "local")
         record = await engine.submit(wanted.goal, wanted.profile, wanted.context,
-                                     source="http", idempotency=idempotency)
+                                     source="http", idempotency=idempotency,
+                                     owner=caller_id(principal),
+                                     limits=principal.limits if principal else None)
         headers = {"Location": f"/runs/{record.id}"}
         if idempotency is not None and idempotency.replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -123,5 +123,24 @@ NOTIFICATION_FAILED_ATTEMPTS = Counter(
     "Notification POSTs that failed (connection error, timeout or a non-2xx answer), by "
     "target, whether or not a later attempt succeeded.",
     ["target"],
+)
+PRINCIPAL_COST_CAP_USED = Gauge(
+    "orchestrator_principal_cost_cap_used_ratio",
+    "Share of its monthly cost cap a principal (key:, token:, jwt: …) had spent at its last "
+    "run submission; alert on >= 0.8 and >= 1.",
+    ["principal"],
+    registry=REGISTRY,
+)
+PRINCIPAL_COST_CAP_REACHED = Counter(
+    "orchestrator_principal_cost_cap_reached",
+    "Times a principal was seen past 80 % or 100 % of its monthly cost cap (counted once "
+    "per principal, threshold, month and process).",
+    ["principal", "threshold"],
+    registry=REGISTRY,
+)
+PRINCIPAL_REFUSED = Counter(
+    "orchestrator_principal_limit_refusals",
+    "Run submissions refused by a per-principal limit, by limit.",
+    ["limit"],
     registry=REGISTRY,
 )

@@ -71,11 +71,11 @@ class WorkflowExecutor(DBOSConfiguredInstance):
                        scope: dict[str, Any]) -> dict[str, Any]:
         """Execute one step; returns {"ok": bool, "output": ..., ...} (JSON-serialisable)."""
         profile_name = step.profile or workflow.profile
-        timeout = self.steps.profile(profile_name).approval.timeout_seconds
+        rules = self.steps.profile(profile_name).approval
         if step.kind == "approval":
             message = str(render(step.message, scope))
             decision = await self.steps.await_approval(run_id, n, f"{n}:{step.id}",
-                                                       f"gate:{step.id}", {}, message, timeout)
+                                                       f"gate:{step.id}", {}, message, rules)
             approved = bool(decision and decision.approved)
             return {"ok": approved, "approved": approved, "output": message,
                     "reason": decision.reason if decision else "approval expired"}
@@ -99,7 +99,7 @@ class WorkflowExecutor(DBOSConfiguredInstance):
         gate_approved = any(scope["steps"].get(d, {}).get("approved") for d in step.depends_on)
         if policy.approval and not gate_approved:
             decision = await self.steps.await_approval(run_id, n, key, step.tool, arguments,
-                                                       policy.approval, timeout)
+                                                       policy.approval, rules)
             if decision is None or not decision.approved:
                 why = "approval expired" if decision is None else f"rejected: {decision.reason}"
                 return {"ok": False, "output": f"not executed ({why})"}

@@ -21,6 +21,7 @@ from pydantic import (
     create_model,
 )
 
+from orchestrator_mcp.config.http import PrincipalLimits
 from orchestrator_mcp.runs.errors import RunError, RunNotFound
 from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.kinds import RunKind
@@ -116,9 +117,11 @@ class WorkflowRuns:
 
     async def submit(self, name: str, inputs: dict[str, Any] | None = None, *,
                      source: str = "mcp", run_id: str | None = None,
-                     idempotency: Idempotency | None = None) -> RunRecord:
+                     idempotency: Idempotency | None = None, owner: str | None = None,
+                     limits: PrincipalLimits | None = None) -> RunRecord:
         """Queue a workflow run; with `run_id`, submitting the same id again changes
-        nothing; with `idempotency`, the same key and request give the first one's run."""
+        nothing; with `idempotency`, the same key and request give the first one's run.
+        `owner` and `limits` as for `RunEngine.submit`."""
         workflow = self.get(name)
         values = check_inputs(name, workflow, inputs or {})
         now = time.time()
@@ -126,8 +129,8 @@ class WorkflowRuns:
             run_id = idempotency.run_id("wf")
         record = RunRecord(id=run_id or f"wf_{uuid.uuid4().hex[:16]}",
                            goal=f"workflow {name}", profile=workflow.profile,
-                           status=RunStatus.QUEUED, workflow=name, source=source,
+                           status=RunStatus.QUEUED, workflow=name, source=source, owner=owner,
                            context={"inputs": values}, created_at=now, updated_at=now)
         return await self.engine.submit_record(
             record, kind="workflow", idempotency=idempotency,
-            request={"kind": "workflow", "name": name, "inputs": values})
+            request={"kind": "workflow", "name": name, "inputs": values}, limits=limits)

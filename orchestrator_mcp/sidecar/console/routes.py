@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from orchestrator_mcp.auth import caller_id, run_viewer
 from orchestrator_mcp.config.http import ALL_SCOPES
 from orchestrator_mcp.front.host_policy import PREVIEWS, dry_run
 from orchestrator_mcp.front.runs_tools import enabled_agents, route_to_agent
@@ -150,6 +151,17 @@ def _run_id(request: Request) -> str:
     return run_id
 
 
+def _viewer(request: Request) -> str | None:
+    """Whose runs this caller sees (auth.run_viewer): its own, or every run."""
+    return run_viewer(getattr(request.state, "principal", None))
+
+
+def _approvals_viewer(request: Request) -> str | None:
+    """An approver sees every call waiting for a decision (as GET /approvals does)."""
+    principal = getattr(request.state, "principal", None)
+    return None if principal is None or "approve" in principal.scopes else _viewer(request)
+
+
 def routes(parts: ConsoleParts) -> list[BaseRoute]:
     engine, gateway = parts.engine, parts.gateway
 
@@ -166,8 +178,10 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
 
     async def overview(request: Request) -> Response:
         health = gateway.health()
-        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=50)
-        recent = await engine.list(limit=15)
+        viewer = _viewer(request)
+        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=50,
+                                    owner=_approvals_viewer(request))
+        recent = await engine.list(limit=15, owner=viewer)
         return await render(
             "fragments/overview.html", now=time.time(),
             servers=[h for h in health if h.transport != "in-process"],
@@ -185,7 +199,8 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
         offset = bounded_int(request, "offset", 0, 0, 10_000_000)
         records = await engine.list(status=status, profile=profile,
                                     since=time.time() - int(within) if within else None,
-                                    limit=PAGE_SIZE + 1, offset=offset)
+                                    limit=PAGE_SIZE + 1, offset=offset,
+                                    owner=_viewer(request))
         return await render(
             "fragments/runs.html", now=time.time(), runs=records[:PAGE_SIZE],
             offset=offset, page_size=PAGE_SIZE, more=len(records) > PAGE_SIZE,
@@ -193,20 +208,21 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
                      "within": within})
 
     async def run_detail(request: Request) -> Response:
-        record = await engine.get(_run_id(request))
-        children = await engine.list(parent_id=record.id, limit=100)
+        record = await engine.get(_run_id(request), viewer=_viewer(request))
+        children = await engine.list(parent_id=record.id, limit=100, owner=_viewer(request))
         return await render("fragments/run.html", now=time.time(), run=record,
                             children=children, pending=pending_view(gateway, record),
                             can_approve="approve" in scopes_of(request))
 
     async def inbox(request: Request) -> Response:
-        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200)
+        waiting = await engine.list(status=RunStatus.AWAITING_APPROVAL, limit=200,
+                                    owner=_approvals_viewer(request))
         views = [v for v in (pending_view(gateway, r) for r in waiting) if v is not None]
         return await render("fragments/approvals.html", now=time.time(), pending=views,
                             can_approve="approve" in scopes_of(request))
 
     async def preview_call(request: Request) -> Response:
-        record = await engine.get(_run_id(request))
+        record = await engine.get(_run_id(request), viewer=_approvals_viewer(request))
         view = pending_view(gateway, record)
         if view is None or view.run.pending_approval is None:
             raise RunConflict(f"run '{record.id}' is not waiting for an approval")
@@ -249,14 +265,20 @@ def routes(parts: ConsoleParts) -> list[BaseRoute]:
         if parts.workflows is None:
             raise RunConflict("workflows are not enabled in this server")
         wanted = await _json_body(request, WorkflowRequest)
-        record = await parts.workflows.submit(wanted.name, wanted.inputs, source="console")
+        principal = getattr(request.state, "principal", None)
+        record = await parts.workflows.submit(
+            wanted.name, wanted.inputs, source="console", owner=caller_id(principal),
+            limits=principal.limits if principal else None)
         return _started(record)
 
     async def ask_agent(request: Request) -> Response:
         wanted = await _json_body(request, AgentRequest)
         agent, context, _ = await route_to_agent(engine, wanted.agent, wanted.task,
                                                  wanted.context)
-        record = await engine.submit(wanted.task, agent, context, source="console")
+        principal = getattr(request.state, "principal", None)
+        record = await engine.submit(wanted.task, agent, context, source="console",
+                                     owner=caller_id(principal),
+                                     limits=principal.limits if principal else None)
         return _started(record)
 
     return [
