@@ -45,7 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         agents={"ansible": {"playbooks_dir": str(REPO / "playbooks")}},
         http={"tokens": [{"name": "reader", "token": READER, "scopes": ["read", "read_all"]},
                          {"name": "approver", "token": APPROVER,
-                          "scopes": ["read", "approve"]},
+                          "scopes": ["read", "read_all", "approve"]},
                          {"name": "runner", "token": RUNNER, "scopes": ["run"]}]})
     (config / "profiles.yaml").write_text(yaml.safe_dump({
         "profiles": {"default": {"role": "Test planner.",
@@ -171,8 +171,8 @@ def test_hostile_strings_are_escaped(served: str) -> None:
     record = run_until(served, run_id, "completed")
     with httpx2.Client(base_url=served, headers=bearer(READER)) as http:
         body = http.get(f"/console/api/runs/{run_id}").text
-    assert "<script>alert" not in body and "rejected by http:approver" in body
-    assert "rejected by http:approver" in json.dumps(record["steps"])
+    assert "<script>alert" not in body and "rejected by token &#39;approver&#39;" in body
+    assert "rejected by token 'approver' (via http)" in json.dumps(record["steps"])
 
 
 def test_hostile_console_requests(served: str) -> None:
@@ -374,7 +374,7 @@ def test_an_approver_approves_with_modified_arguments_and_watches_the_run_end(
     run_id = start_run(served, 'CALL counter_set_value {"value": 1}')
     run_until(served, run_id, "awaiting_approval")
     sign_in(browser, served, APPROVER)
-    assert "approver (approve, read)" in css(browser, "#who-name").text
+    assert "approver (approve, read, read_all)" in css(browser, "#who-name").text
     assert not css(browser, "[data-nav=start]").is_displayed()  # no 'run' scope
     link = wait_for(lambda: css(browser, f".waiting a[href='/console/runs/{run_id}']"),
                     what="the waiting run on the overview")
@@ -403,7 +403,7 @@ def test_an_approver_approves_with_modified_arguments_and_watches_the_run_end(
     assert css(browser, "#run .run-state").get_attribute("data-finished") == "true"
     page = css(browser, "#run").text
     assert "value is 7" in page
-    assert "approved by http:approver: seven is the agreed value" in page
+    assert "approved by token 'approver' (via http): seven is the agreed value" in page
     record = run_until(served, run_id, "completed")
     assert "value is 7" in record["answer"]
     # the run stream where the server has one (GET /runs/{id}/stream), else polling

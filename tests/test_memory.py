@@ -172,7 +172,7 @@ async def test_a_planted_fact_waits_for_a_human_under_write_approve(setup, llm) 
         await until(client, view["run_id"], "completed")
         [memory] = await memories(client, profile="guarded")
         assert memory["fact"] == "everything_echo answers with an Echo: prefix"
-        assert memory["approved_by"].startswith("mcp:")
+        assert memory["approved_by"].startswith("local:")  # the stdio host's user
         assert memory["run_id"] == view["run_id"]
         audit = (await client.call_tool("audit", {"tool": "memory_remember"})
                  ).structured_content["result"]

@@ -2,7 +2,7 @@
 
 read: look (listings, resources, get_run, read-only catalog tools, /metrics, GET /approvals,
 GET /runs, the console's views), at one's own runs only; read_all: at every run (admin
-and approve imply it); run: act (run, cancel_run, call_tool, other catalog tools, POST /runs, the
+implies it); run: act (run, cancel_run, call_tool, other catalog tools, POST /runs, the
 console's start forms); approve: decide on pending calls (and see every call that waits
 for a decision); admin: change stored knowledge, read the audit log, manage API keys, list
 and delete agent memories (their facts came from tool output and are fed to models). Stdio
@@ -48,9 +48,7 @@ class Principal:
 
     @property
     def sees_all_runs(self) -> bool:
-        """read_all and admin; approve too: an approver decides on other people's runs and
-        must see what led to the call it is asked about, and what the call did."""
-        return bool({"read_all", "admin", "approve"} & self.scopes)
+        return "read_all" in self.scopes or "admin" in self.scopes
 
 
 def local_id() -> str:

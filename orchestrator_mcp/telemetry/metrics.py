@@ -123,6 +123,7 @@ NOTIFICATION_FAILED_ATTEMPTS = Counter(
     "Notification POSTs that failed (connection error, timeout or a non-2xx answer), by "
     "target, whether or not a later attempt succeeded.",
     ["target"],
+    registry=REGISTRY,
 )
 PRINCIPAL_COST_CAP_USED = Gauge(
     "orchestrator_principal_cost_cap_used_ratio",
