@@ -19,6 +19,9 @@ from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.runs.templates import TemplateRuns
+from orchestrator_mcp.schedules import kinds as schedule_kinds
+from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows import submit as workflow_runs
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 
@@ -38,7 +41,8 @@ class Application:
     * `command` (the CLI's run/approve/list…): executes only when no server holds the data
       dir, and connects to downstream servers only then (`started`).
 
-    Start: the gateway (except for a command), then the run engine (DBOS), then alerts.
+    Start: the gateway (except for a command), then the run engine (DBOS), then the
+    schedules (handed to DBOS's scheduler where runs execute), then alerts.
     Stop, in reverse: alerts; the gateway, which still needs threads, before the engine,
     because DBOS swaps in its own thread pool and shuts it down on destroy.
     """
@@ -48,6 +52,8 @@ class Application:
     gateway: Gateway
     engine: RunEngine
     workflows: WorkflowRuns
+    templates: TemplateRuns
+    schedules: ScheduleService
     alerts: AlertService
     front: FastMCP = field(init=False)
     role: Role = "serve"
@@ -61,6 +67,11 @@ class Application:
         await self.engine.start(execute=execute)
         if self.role == "command" and self.engine.executor:
             self.gateway.start()
+        if self.engine.executor:
+            try:
+                await self.schedules.start()
+            except Exception:  # noqa: BLE001 - runs go on; list_schedules shows no last runs
+                logging.getLogger(__name__).exception("schedules could not be started")
         # Alerts are routed where they are received when replicas share a database (runs
         # wait in the shared queue for a worker); on the embedded files, by the executor.
         if self.role == "serve" and (self.engine.executor or self.engine.database.shared):
@@ -172,12 +183,16 @@ def build_application(
                               *alert_kinds.run_kinds(config.profiles.alerts)],
                        audit_retention_days=config.servers.audit.retention_days)
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
+    templates = TemplateRuns(engine, config.profiles.templates)
+    schedules = ScheduleService(config.profiles.schedules, engine, workflows, templates)
+    engine.add_kind(schedule_kinds.run_kind(schedules))
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
-    application = Application(config, data_dir, gateway, engine, workflows, alerts, role=role,
-                              execute=execute)
+    application = Application(config, data_dir, gateway, engine, workflows, templates,
+                              schedules, alerts, role=role, execute=execute)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
-                                    workflows=workflows)
+                                    workflows=workflows, templates=templates,
+                                    schedules=schedules)
     return application
 
 

@@ -230,10 +230,19 @@ class RunStore:
         profile: str | None = None,
         since: float | None = None,
         parent_id: str | None = None,
+        id_prefix: str | None = None,
+        unfinished: bool = False,
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunRecord]:
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id)
+        if id_prefix is not None:
+            # LIKE narrows (SQLite's ignores case); the comparison is exact.
+            query = query.where(runs.c.id.startswith(id_prefix, autoescape=True),
+                                sa.func.substr(runs.c.id, 1, len(id_prefix)) == id_prefix)
+        if unfinished:
+            query = query.where(runs.c.status.notin_([s.value for s in RunStatus
+                                                      if s.finished]))
         if status is not None:
             query = query.where(runs.c.status == status.value)
         if profile is not None:
