@@ -254,7 +254,7 @@ async def test_two_workers_start_one_run_per_tick(tmp_path: Path, llm: FakeOpenA
         cluster = Cluster(tmp_path, postgres.create_database(pg_url), llm, counter_stdio_cfg)
         (cluster.config / "profiles.yaml").write_text(yaml.safe_dump(_profiles({
             "beat": {"cron": EVERY_SECOND, "goal": "CALL counter_bump {}\nbeat",
-                     "profile": "ops"}})))
+                     "profile": "ops", "overlap": "allow"}})))
         try:
             cluster.start_worker("w1")
             cluster.start_worker("w2")
@@ -263,6 +263,9 @@ async def test_two_workers_start_one_run_per_tick(tmp_path: Path, llm: FakeOpenA
                 await asyncio.sleep(0.2)
             await asyncio.sleep(8)
             first_half = _ticks(cluster)
+            tick_executors = {row[0] for row in cluster.query(
+                "SELECT executor_id FROM dbos.workflow_status "
+                "WHERE workflow_uuid LIKE 'sched-orch:beat-%'")}
             cluster.processes["w1"].send_signal(signal.SIGKILL)
             await asyncio.sleep(6)
             ticks = _ticks(cluster)
@@ -275,6 +278,7 @@ async def test_two_workers_start_one_run_per_tick(tmp_path: Path, llm: FakeOpenA
     assert stamps == sorted(set(stamps))
     # every tick in the window started a run, even after one worker was killed
     assert all(b - a == 1 for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+    assert len(tick_executors - {None}) == 2, "both workers executed ticks"
     # the tick workflows DBOS made: exactly one per fire time, each with one child run
     assert len(ticks) == len(set(ticks)) >= len(first_half)
     # each run's tool call ran once: one bump per completed run
