@@ -27,7 +27,8 @@ from tests.conftest import free_port, wait_for_port, write_config
 FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "list_runs",
                "cancel_run", "approve", "list_profiles", "list_workflows", "run_workflow",
                "audit", "costs", "list_agents", "ask_agent", "search", "list_collections",
-               "index_document", "index_folder", "delete_document", "delete_collection"}
+               "index_document", "index_folder", "delete_document", "delete_collection",
+               "list_templates", "run_template", "list_schedules"}
 BUILTIN_AGENTS = set(agent_names())
 
 
