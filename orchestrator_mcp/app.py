@@ -19,11 +19,11 @@ from orchestrator_mcp.front import build_front
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine
-from orchestrator_mcp.runs.templates import TemplateRuns
 from orchestrator_mcp.schedules import kinds as schedule_kinds
 from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows import submit as workflow_runs
 from orchestrator_mcp.workflows.submit import WorkflowRuns
+from orchestrator_mcp.workflows.templates import TemplateRuns
 
 START_DELAY = 0.3
 

@@ -22,8 +22,8 @@ from orchestrator_mcp.config import ConfigError, load_config
 from orchestrator_mcp.config.agents import AgentsSettings
 from orchestrator_mcp.config.templates import TemplateDef
 from orchestrator_mcp.runs.errors import RunError
-from orchestrator_mcp.runs.templates import MAX_GOAL_CHARS, render_goal
 from orchestrator_mcp.workflows.submit import check_inputs
+from orchestrator_mcp.workflows.templates import MAX_GOAL_CHARS, render_goal
 from tests.conftest import REPO, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.test_runs import server

@@ -1,8 +1,8 @@
 """The `templates:` section of profiles.yaml: named goal runs with typed parameters.
 
 A template's goal is a Jinja template rendered in a sandbox with the checked parameter
-values (runs/templates.py). What can be checked without running is checked here, at load:
-the goal parses, and it reads only declared parameters. Parameters are declared like
+values (workflows/templates.py). What can be checked without running is checked here, at
+load: the goal parses, and it reads only declared parameters. Parameters are declared like
 workflow inputs (the same spec model, the same validator when a run starts).
 """
 

@@ -35,9 +35,9 @@ from orchestrator_mcp.front.templates_tools import register_template_tools
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine, RunError
-from orchestrator_mcp.runs.templates import TemplateRuns
 from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows.submit import WorkflowRuns
+from orchestrator_mcp.workflows.templates import TemplateRuns
 
 INSTRUCTIONS = """\
 orchestrator-mcp gathers many MCP servers behind one catalog of tools named

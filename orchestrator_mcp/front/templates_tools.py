@@ -19,8 +19,8 @@ from orchestrator_mcp.front.runs_tools import (
     start_and_follow,
 )
 from orchestrator_mcp.runs.engine import RunEngine
-from orchestrator_mcp.runs.templates import TemplateRuns
 from orchestrator_mcp.schedules.service import ScheduleService, ScheduleView
+from orchestrator_mcp.workflows.templates import TemplateRuns
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 

@@ -29,7 +29,7 @@ from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 if TYPE_CHECKING:
     from orchestrator_mcp.runs.engine import RunEngine
-    from orchestrator_mcp.runs.templates import TemplateRuns
+    from orchestrator_mcp.workflows.templates import TemplateRuns
 
 log = logging.getLogger(__name__)
 
