@@ -44,10 +44,7 @@ class ScheduleTicks(DBOSConfiguredInstance):
 
     @DBOS.step(name="schedule_decide")
     async def decide(self, name: str, run_id: str) -> dict[str, Any]:
-        outcome = await self.service.decide(name, run_id)
-        if outcome.outcome != "start":
-            metrics.SCHEDULE_TICKS.labels(name, outcome.outcome).inc()
-        return outcome.model_dump()
+        return (await self.service.decide(name, run_id)).model_dump()
 
     @DBOS.step(name="schedule_outcome")
     async def settle(self, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +61,12 @@ class ScheduleTicks(DBOSConfiguredInstance):
         run_id = kinds.run_id(name, scheduled_at)
         decided = TickOutcome.model_validate(await self.decide(name, run_id))
         if decided.outcome != "start":
-            return decided.model_dump()
+            return await self.settle(decided.model_dump())
+        going = await self._going(decided)
+        if going is not None:
+            return await self.settle(decided.model_copy(update={
+                "outcome": "skipped_overlap", "detail": f"run {going} has not ended"})
+                .model_dump())
         try:
             await self.service.start_target(name, run_id)
         except (UserError, LLMError) as exc:  # the configuration: a retry would fail alike
@@ -72,6 +74,19 @@ class ScheduleTicks(DBOSConfiguredInstance):
                 "outcome": "error", "detail": str(exc)[:1000]}).model_dump())
         return await self.settle(decided.model_copy(update={"outcome": "started"})
                                  .model_dump())
+
+    @staticmethod
+    async def _going(decided: TickOutcome) -> str | None:
+        """The first of the schedule's unfinished runs DBOS has a workflow for (each
+        look-up is recorded, so a replay sees the same). A run recorded but never queued
+        (its tick was stopped between the two, by a shutdown say) is not going, and would
+        otherwise hold the schedule forever."""
+        for candidate in decided.going:
+            if await DBOS.get_workflow_status_async(candidate) is not None:
+                return candidate
+            log.warning("schedule %s: run %s was recorded but never queued; not waiting for "
+                        "it", decided.schedule, candidate)
+        return None
 
 
 @DBOS.workflow(name=kinds.TICK_WORKFLOW)

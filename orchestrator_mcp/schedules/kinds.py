@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 TICKS = "schedule-tick"
 TICK_WORKFLOW = "orchestrator_schedule_tick"
 TICK_CLASS = "orchestrator_schedule_ticks"
+# Ticks queue apart, one at a time across every process: a tick decides on overlap from the
+# runs earlier ticks started, so the one before it must have started its run by then (ticks
+# take milliseconds; runs execute on the run queue).
+TICK_QUEUE = "orchestrator_schedule_ticks"
+TICK_QUEUE_POLL_SECONDS = 0.1
 DBOS_PREFIX = "orch:"  # our schedules among DBOS's (a removed one is deleted by this prefix)
 
 

@@ -45,6 +45,8 @@ class TickOutcome(BaseModel):
     run_id: str
     outcome: Outcome
     detail: str | None = None
+    going: list[str] = Field(default_factory=list,
+                             description="the schedule's runs not ended (overlap: skip)")
 
 
 class LastRun(BaseModel):
@@ -92,6 +94,8 @@ class ScheduleService:
         from orchestrator_mcp.schedules.durable import schedule_tick
 
         now = datetime.now(UTC)
+        await DBOS.register_queue_async(kinds.TICK_QUEUE, global_concurrency=1,
+                                        polling_interval_sec=kinds.TICK_QUEUE_POLL_SECONDS)
         known = {s["schedule_name"]: s for s in
                  await DBOS.list_schedules_async(schedule_name_prefix=kinds.DBOS_PREFIX)}
         wanted = {kinds.dbos_name(name): (name, schedule)
@@ -102,7 +106,7 @@ class ScheduleService:
             await DBOS.apply_schedules_async([
                 {"schedule_name": dbos_name, "workflow_fn": schedule_tick,
                  "schedule": schedule.cron, "cron_timezone": schedule.timezone,
-                 "context": {"schedule": name}}
+                 "context": {"schedule": name}, "queue_name": kinds.TICK_QUEUE}
                 for dbos_name, (name, schedule) in sorted(wanted.items())])
         for dbos_name, (name, schedule) in sorted(wanted.items()):
             fired_before = (known.get(dbos_name) or {}).get("last_fired_at")
@@ -132,13 +136,12 @@ class ScheduleService:
                                detail="no such schedule in this process's profiles.yaml")
         if not schedule.enabled:
             return TickOutcome(schedule=name, run_id=run_id, outcome="skipped_disabled")
+        going = []
         if schedule.overlap == "skip":
-            running = await self.engine.list(id_prefix=kinds.run_id_prefix(name),
-                                             unfinished=True, limit=1)
-            if running and running[0].id != run_id:
-                return TickOutcome(schedule=name, run_id=run_id, outcome="skipped_overlap",
-                                   detail=f"run {running[0].id} has not ended")
-        return TickOutcome(schedule=name, run_id=run_id, outcome="start")
+            going = [r.id for r in await self.engine.list(
+                id_prefix=kinds.run_id_prefix(name), unfinished=True, limit=20)
+                if r.id != run_id]
+        return TickOutcome(schedule=name, run_id=run_id, outcome="start", going=going)
 
     async def start_target(self, name: str, run_id: str) -> RunRecord:
         """Record and queue the tick's run under `run_id` (again: nothing changes)."""
