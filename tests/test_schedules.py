@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -310,3 +311,18 @@ def _ticks(cluster: Any) -> list[str]:
     rows = cluster.query("SELECT workflow_uuid FROM dbos.workflow_status "
                          "WHERE workflow_uuid LIKE 'sched-orch:beat-%'")
     return [r[0] for r in rows]
+
+
+def test_cli_lists_schedules(setup) -> None:
+    write_schedules(setup, {"nightly": {"cron": "0 2 * * *", "timezone": "Europe/Paris",
+                                        "goal": "check disks"},
+                            "off": {"cron": "0 3 * * *", "goal": "x", "enabled": False}})
+    done = subprocess.run([sys.executable, "-m", "orchestrator_mcp", "--config-dir",
+                           str(setup["config"]), "--data-dir", str(setup["data"]),
+                           "schedules"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["SCHEDULE", "CRON", "TARGET", "NEXT", "LAST", "RUN"]
+    assert "nightly" in lines[1] and "0 2 * * * (Europe/Paris)" in lines[1]
+    assert re.search(r"T02:00:00\+0[12]:00", lines[1]) and lines[1].rstrip().endswith("-")
+    assert "off" in lines[2] and "disabled" in lines[2]

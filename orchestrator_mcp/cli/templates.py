@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from typing import Any
 
 from orchestrator_mcp.cli.common import EXIT_OK, load, table
@@ -83,13 +82,10 @@ def list_schedules(args: argparse.Namespace) -> int:
         for view in await app.schedules.views():
             last = view.last_run
             rows.append((view.name, f"{view.cron} ({view.timezone})", view.target,
-                         _short(view.next_fires[0]) if view.next_fires else "disabled",
+                         view.next_fires[0] if view.next_fires else "disabled",
                          f"{last.run_id} {last.status.value}" if last else "-"))
         print(table(rows))
         return EXIT_OK
 
     return _engine_call(args, work, execute=False)
 
-
-def _short(iso: str) -> str:
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S %Z")
