@@ -21,8 +21,11 @@ from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.notifications import kinds as notification_kinds
 from orchestrator_mcp.notifications.dispatcher import NotificationDispatcher
 from orchestrator_mcp.runs.engine import RunEngine
+from orchestrator_mcp.schedules import kinds as schedule_kinds
+from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows import submit as workflow_runs
 from orchestrator_mcp.workflows.submit import WorkflowRuns
+from orchestrator_mcp.workflows.templates import TemplateRuns
 
 START_DELAY = 0.3
 STOP_SECONDS = 10.0
@@ -42,8 +45,9 @@ class Application:
     * `command` (the CLI's run/approve/list…): executes only when no server holds the data
       dir, and connects to downstream servers only then (`started`).
 
-    Start: the gateway (except for a command), then the run engine (DBOS), then alerts,
-    then (where runs execute, except for a command) the notification dispatcher.
+    Start: the gateway (except for a command), then the run engine (DBOS), then the
+    schedules (handed to DBOS's scheduler where runs execute), then alerts, then (where
+    runs execute, except for a command) the notification dispatcher.
     Stop, in reverse: notifications and alerts; the gateway, which still needs threads,
     before the engine, because DBOS swaps in its own thread pool and shuts it down on
     destroy.
@@ -54,6 +58,8 @@ class Application:
     gateway: Gateway
     engine: RunEngine
     workflows: WorkflowRuns
+    templates: TemplateRuns
+    schedules: ScheduleService
     alerts: AlertService
     notifications: NotificationDispatcher
     knowledge: KnowledgeBase | None = None
@@ -69,6 +75,11 @@ class Application:
         await self.engine.start(execute=execute)
         if self.role == "command" and self.engine.executor:
             self.gateway.start()
+        if self.engine.executor:
+            try:
+                await self.schedules.start()
+            except Exception:  # noqa: BLE001 - runs go on; list_schedules shows no last runs
+                log.exception("schedules could not be started")
         # Alerts are routed where they are received when replicas share a database (runs
         # wait in the shared queue for a worker); on the embedded files, by the executor.
         if self.role == "serve" and (self.engine.executor or self.engine.database.shared):
@@ -207,13 +218,18 @@ def build_application(
                        audit_retention_days=config.servers.audit.retention_days,
                        memory_index=memory_index(config, data_dir, kb))
     workflows = workflow_runs.WorkflowRuns(engine, definitions)
+    templates = TemplateRuns(engine, config.profiles.templates)
+    schedules = ScheduleService(config.profiles.schedules, engine, workflows, templates)
+    engine.add_kind(schedule_kinds.run_kind(schedules))
     alerts = AlertService(config.profiles.alerts, engine, workflows, http_token(config))
     notifications = NotificationDispatcher(config.servers.notifications, engine)
-    application = Application(config, data_dir, gateway, engine, workflows, alerts,
-                              notifications, knowledge=kb, role=role, execute=execute)
+    application = Application(config, data_dir, gateway, engine, workflows, templates,
+                              schedules, alerts, notifications, knowledge=kb, role=role,
+                              execute=execute)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
-                                    workflows=workflows,
+                                    workflows=workflows, templates=templates,
+                                    schedules=schedules,
                                     memory=any(p.memory.enabled
                                                for p in config.profiles.profiles.values()))
     return application

@@ -28,7 +28,8 @@ FRONT_TOOLS = {"list_servers", "list_tools", "call_tool", "run", "get_run", "lis
                "cancel_run", "approve", "list_profiles", "list_workflows", "run_workflow",
                "audit", "costs", "list_agents", "ask_agent", "search", "list_collections",
                "index_document", "index_folder", "delete_document", "delete_collection",
-               "create_key", "list_keys", "revoke_key"}
+               "create_key", "list_keys", "revoke_key",
+               "list_templates", "run_template", "list_schedules"}
 BUILTIN_AGENTS = set(agent_names())
 
 

@@ -87,7 +87,10 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (config / "profiles.yaml").write_text(yaml.safe_dump(
         {"alerts": {"rules": [{"name": "any", "match_re": {"alertname": ".*"}}]},
          "workflows": {"w": {"inputs": {"n": {"type": "integer", "default": 1}},
-                             "steps": [{"id": "a", "tool": "nothing_here"}]}}}))
+                             "steps": [{"id": "a", "tool": "nothing_here"}]}},
+         "templates": {"t": {"parameters": {"n": {"type": "integer", "default": 1},
+                                            "hosts": {"type": "array", "default": []}},
+                             "goal": "count {{ n }} {% for h in hosts %}{{ h }}{% endfor %}"}}}))
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(config), "--data-dir",
@@ -145,6 +148,12 @@ TOOL_ARGS: dict[str, Any] = {
                                                "reason": tool_values}),
     "run_workflow": st.fixed_dictionaries({"name": tool_values},
                                           optional={"inputs": tool_values}),
+    "run_template": st.fixed_dictionaries({"name": st.just("t") | tool_values},
+                                          optional={"params": tool_values,
+                                                    "idempotency_key": tool_values,
+                                                    "wait_seconds": tool_values}),
+    "list_templates": st.just({}),
+    "list_schedules": st.just({}),
     "audit": st.fixed_dictionaries({}, optional={"since": tool_values, "kind": tool_values,
                                                  "limit": tool_values}),
     "costs": st.fixed_dictionaries({}, optional={"since": tool_values,

@@ -89,6 +89,7 @@ TOOL_SCOPES: dict[str, Scope] = {
     "approve": "approve",
     "run": "run",
     "run_workflow": "run",
+    "run_template": "run",
     "cancel_run": "run",
     "call_tool": "run",
     "ask_agent": "run",

@@ -13,7 +13,7 @@ os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
 
 from orchestrator_mcp import __version__  # noqa: E402
-from orchestrator_mcp.cli import keys, knowledge, memory, runs, serve  # noqa: E402
+from orchestrator_mcp.cli import keys, knowledge, memory, runs, serve, templates  # noqa: E402
 from orchestrator_mcp.cli.common import EXIT_CONFIG, report  # noqa: E402
 from orchestrator_mcp.errors import UserError  # noqa: E402
 
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve.add_parsers(commands)
     runs.add_parsers(commands)
+    templates.add_parsers(commands)
     knowledge.add_parsers(commands)
     memory.add_parsers(commands)
     keys.add_parsers(commands)

@@ -19,6 +19,8 @@ from orchestrator_mcp.config.llm import LLMSettings
 from orchestrator_mcp.config.notifications import NotificationsSettings
 from orchestrator_mcp.config.profiles import ProfileConfig
 from orchestrator_mcp.config.runs import RunsSettings
+from orchestrator_mcp.config.schedules import ScheduleDef
+from orchestrator_mcp.config.templates import TemplateDef
 from orchestrator_mcp.workflows.definitions import WorkflowDef
 
 
@@ -48,3 +50,5 @@ class ProfilesFile(Strict):
     profiles: dict[Name, ProfileConfig] = Field(default_factory=dict)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     workflows: dict[Name, WorkflowDef] = Field(default_factory=dict)
+    templates: dict[Name, TemplateDef] = Field(default_factory=dict)
+    schedules: dict[Name, ScheduleDef] = Field(default_factory=dict)

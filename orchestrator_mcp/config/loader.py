@@ -191,10 +191,12 @@ def load_config(config_dir: Path | None) -> Config:
     _add_agent_profiles(servers, profiles)
     problems += _http_token_from_environment(servers)
     if not problems:
-        problems += _cross_check(profiles, str(profiles_path or PROFILES_FILE))
+        where = str(profiles_path or PROFILES_FILE)
+        problems += _cross_check(profiles, where) + _check_runs_to_start(profiles, where)
         problems += _check_notifications(servers, profiles, str(servers_path or SERVERS_FILE))
     if problems:
         raise ConfigError(problems)
+    _add_template_profiles(profiles)
     if config_dir is not None:
         _anchor_stdio_servers(servers, config_dir)
     return Config(servers, profiles, config_dir, servers_path, profiles_path)
@@ -282,6 +284,63 @@ def _check_notifications(servers: ServersFile, profiles: ProfilesFile, where: st
                 problems.append(f"{where}: notifications.targets[{i}].alert_rules: unknown "
                                 f"alert rule {rule!r} — fix: use one of {rule_names}")
     return problems
+
+
+def _check_runs_to_start(profiles: ProfilesFile, where: str) -> list[str]:
+    """Templates name a profile; schedules name a template, workflow or profile that exists,
+    with inputs it takes (checked by the validator runs use)."""
+    from orchestrator_mcp.runs.errors import RunError
+    from orchestrator_mcp.workflows.submit import check_inputs
+
+    known = set(profiles.profiles) | {"default"}
+    problems = []
+    for name, template in profiles.templates.items():
+        if template.profile not in known:
+            problems.append(f"{where}: templates.{name}.profile: unknown profile "
+                            f"{template.profile!r} — fix: use one of {', '.join(sorted(known))}")
+    for name, schedule in profiles.schedules.items():
+        key = f"{where}: schedules.{name}"
+        try:
+            if schedule.template is not None:
+                template = profiles.templates.get(schedule.template)
+                if template is None:
+                    problems.append(f"{key}.template: unknown template {schedule.template!r} "
+                                    f"— fix: use one of {_names(profiles.templates)}")
+                    continue
+                check_inputs(schedule.template, template.parameters, schedule.inputs,
+                             owner="template", noun="parameter")
+            elif schedule.workflow is not None:
+                workflow = profiles.workflows.get(schedule.workflow)
+                if workflow is None:
+                    problems.append(f"{key}.workflow: unknown workflow {schedule.workflow!r} "
+                                    f"— fix: use one of {_names(profiles.workflows)}")
+                    continue
+                check_inputs(schedule.workflow, workflow.inputs, schedule.inputs)
+            elif schedule.profile not in known:
+                problems.append(f"{key}.profile: unknown profile {schedule.profile!r} — fix: "
+                                f"use one of {', '.join(sorted(known))}")
+        except RunError as exc:
+            problems.append(f"{key}.inputs: {exc}")
+    return problems
+
+
+def _names(section: dict[str, Any]) -> str:
+    return ", ".join(sorted(section)) or "(none defined)"
+
+
+def _add_template_profiles(profiles: ProfilesFile) -> None:
+    """A template with budgets runs under its own profile: its profile's, with the
+    template's budgets (so every process that executes its runs applies them)."""
+    from orchestrator_mcp.config.templates import template_profile_name
+
+    for name, template in profiles.templates.items():
+        overrides = template.budget_overrides()
+        if not overrides:
+            continue
+        base = profiles.profiles.get(template.profile) or ProfileConfig()
+        profiles.profiles[template_profile_name(name)] = base.model_copy(update={
+            "description": f"{base.description} (budgets of template {name})".strip(),
+            "budgets": base.budgets.model_copy(update=overrides)})
 
 
 def _anchor_stdio_servers(servers: ServersFile, config_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -209,7 +210,8 @@ IdempotencyKey = Annotated[str | None, Field(
                 "with the same request returns the run the first one started")]
 
 
-def _idempotency(key: str | None) -> Idempotency | None:
+def idempotency_for(key: str | None) -> Idempotency | None:
+    """The caller's idempotency key as the engine takes it (keys are per principal)."""
     if key is None:
         return None
     principal = current_principal()
@@ -220,6 +222,20 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
                      wait: bool, wait_seconds: float, ctx: Context | None,
                      idempotency_key: str | None = None,
                      asked: dict[str, Any] | None = None) -> RunView:
+    principal = current_principal()
+    return await start_and_follow(
+        engine, lambda: engine.submit(goal, profile, context,
+                                      idempotency=idempotency_for(idempotency_key),
+                                      asked=asked, owner=caller_id(principal),
+                                      limits=principal.limits if principal else None),
+        wait, wait_seconds, ctx)
+
+
+async def start_and_follow(engine: RunEngine, submit: Callable[[], Awaitable[RunRecord]],
+                           wait: bool, wait_seconds: float, ctx: Context | None) -> RunView:
+    """Submit a goal run and, with `wait`, follow it: progress notifications, and its
+    approvals asked inline when the host can ask its user (a retried modern-era call
+    carries the answer instead of submitting again)."""
     progress = _progress_reporter(ctx)
     resumed = ctx.request_state if ctx is not None else None
     declined = False
@@ -227,11 +243,7 @@ async def _start_run(engine: RunEngine, goal: str, profile: str, context: dict[s
         declined = not await _apply_inline_answer(engine, resumed, ctx)
         record = await engine.wait(resumed, wait_seconds, on_progress=progress)
     else:
-        principal = current_principal()
-        record = await engine.submit(goal, profile, context,
-                                     idempotency=_idempotency(idempotency_key), asked=asked,
-                                     owner=caller_id(principal),
-                                     limits=principal.limits if principal else None)
+        record = await submit()
         if wait:
             record = await engine.wait(record.id, wait_seconds, on_progress=progress)
     # A host that renders MCP Apps asks its user with the approval card the result shows.
@@ -392,7 +404,7 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
             raise ToolError("workflows are not enabled in this server")
         principal = current_principal()
         record = await workflows.submit(name, inputs,
-                                        idempotency=_idempotency(idempotency_key),
+                                        idempotency=idempotency_for(idempotency_key),
                                         owner=caller_id(principal),
                                         limits=principal.limits if principal else None)
         if wait:

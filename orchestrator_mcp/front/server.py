@@ -32,11 +32,18 @@ from orchestrator_mcp.front.passthrough import (
     ThresholdToolSearch,
 )
 from orchestrator_mcp.front.runs_tools import register_run_tools
-from orchestrator_mcp.front.scopes import ScopeGuard, caller_name, rate_limiter
+from orchestrator_mcp.front.scopes import (
+    ScopeGuard,
+    caller_name,
+    rate_limiter,
+)
+from orchestrator_mcp.front.templates_tools import register_template_tools
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
 from orchestrator_mcp.runs.engine import RunEngine, RunError
+from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows.submit import WorkflowRuns
+from orchestrator_mcp.workflows.templates import TemplateRuns
 
 INSTRUCTIONS = """\
 orchestrator-mcp gathers many MCP servers behind one catalog of tools named
@@ -184,6 +191,8 @@ def build_front(
     knowledge: KnowledgeBase | None = None,
     workflows: WorkflowRuns | None = None,
     memory: bool = False,
+    templates: TemplateRuns | None = None,
+    schedules: ScheduleService | None = None,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
     job); without it the gateway alone is started. `http`: served over HTTP, so check
@@ -279,6 +288,8 @@ def build_front(
     if engine is not None:
         register_run_tools(mcp, engine, workflows)
         register_key_tools(mcp, engine)
+        if templates is not None and schedules is not None:
+            register_template_tools(mcp, engine, templates, schedules)
         register_approval_card(mcp)
         mcp.add_middleware(ApprovalCards(gateway, audit))  # innermost: after scope checks
     if knowledge is not None:

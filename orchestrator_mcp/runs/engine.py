@@ -150,6 +150,13 @@ class RunEngine:
         self._dbos: Any = None
         self._client: Any = None
 
+    def add_kind(self, kind: RunKind) -> None:
+        """Execute `kind` too: for a part built after the engine that starts runs through
+        it (schedules). Only before `start`."""
+        if self._ready.is_set() or self._loop is not None:
+            raise RuntimeError(f"run kind {kind.name} added after the engine started")
+        self.kinds[kind.name] = kind
+
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self, *, execute: bool = True) -> None:

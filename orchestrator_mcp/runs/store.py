@@ -227,6 +227,8 @@ class RunStore:
         since: float | None = None,
         parent_id: str | None = None,
         owner: str | None = None,
+        id_prefix: str | None = None,
+        unfinished: bool = False,
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunRecord]:
@@ -234,6 +236,13 @@ class RunStore:
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id)
         if owner is not None:
             query = query.where(runs.c.owner == owner)
+        if id_prefix is not None:
+            # LIKE narrows (SQLite's ignores case); the comparison is exact.
+            query = query.where(runs.c.id.startswith(id_prefix, autoescape=True),
+                                sa.func.substr(runs.c.id, 1, len(id_prefix)) == id_prefix)
+        if unfinished:
+            query = query.where(runs.c.status.notin_([s.value for s in RunStatus
+                                                      if s.finished]))
         if status is not None:
             query = query.where(runs.c.status == status.value)
         if profile is not None:

@@ -67,6 +67,13 @@ ALERT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+SCHEDULE_TICKS = Counter(
+    "orchestrator_schedule_ticks",
+    "Schedule ticks by schedule and outcome: started (a run), skipped_overlap (the previous "
+    "run had not ended), skipped_disabled, error (the run could not start).",
+    ["schedule", "outcome"],
+    registry=REGISTRY,
+)
 
 RUNS = Counter(
     "orchestrator_runs",

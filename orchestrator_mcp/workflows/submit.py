@@ -26,7 +26,7 @@ from orchestrator_mcp.runs.errors import RunError, RunNotFound
 from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.kinds import RunKind
 from orchestrator_mcp.runs.models import RunRecord, RunStatus
-from orchestrator_mcp.workflows.definitions import WorkflowDef
+from orchestrator_mcp.workflows.definitions import WorkflowDef, WorkflowInput
 
 if TYPE_CHECKING:
     from orchestrator_mcp.runs.engine import RunEngine
@@ -57,9 +57,9 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def _inputs_model(name: str, workflow: WorkflowDef) -> type[BaseModel]:
+def _inputs_model(name: str, specs: Mapping[str, WorkflowInput]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for key, spec in workflow.inputs.items():
+    for key, spec in specs.items():
         required = spec.required and spec.default is None
         fields[key] = (_TYPES[spec.type], Field(... if required else spec.default,
                                                 description=spec.description))
@@ -67,25 +67,27 @@ def _inputs_model(name: str, workflow: WorkflowDef) -> type[BaseModel]:
                         **fields)
 
 
-def check_inputs(name: str, workflow: WorkflowDef, given: dict[str, Any]) -> dict[str, Any]:
-    """The workflow's input values, defaults filled in; a RunError naming the first
-    problem (unknown, missing or mistyped input)."""
-    unknown = sorted(set(given) - set(workflow.inputs))
+def check_inputs(name: str, specs: Mapping[str, WorkflowInput], given: dict[str, Any], *,
+                 owner: str = "workflow", noun: str = "input") -> dict[str, Any]:
+    """The values for input specs (a workflow's inputs, a template's parameters), defaults
+    filled in; a RunError naming the first problem (unknown, missing or mistyped value)."""
+    unknown = sorted(set(given) - set(specs))
     if unknown:
-        raise RunError(f"unknown input(s) {', '.join(unknown)}; the workflow takes: "
-                       f"{', '.join(sorted(workflow.inputs)) or 'no inputs'}")
+        raise RunError(f"unknown {noun}(s) {', '.join(unknown)}; the {owner} takes: "
+                       f"{', '.join(sorted(specs)) or f'no {noun}s'}")
     try:
-        return _inputs_model(name, workflow).model_validate(given).model_dump()
+        return _inputs_model(name, specs).model_validate(given).model_dump()
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
         key = str(problem["loc"][0])
-        spec = workflow.inputs[key]
+        spec = specs[key]
         if problem["type"] == "missing":
-            raise RunError(f"input '{key}' is required ({spec.description or spec.type})"
+            raise RunError(f"{noun} '{key}' is required ({spec.description or spec.type})"
                            ) from None
         value = given[key]
-        shown = repr(value) if isinstance(value, str) else type(value).__name__
-        raise RunError(f"input '{key}' must be a {spec.type}, not {shown}") from None
+        shown = repr(value)[:80] if isinstance(value, str) else type(value).__name__
+        raise RunError(f"{noun} '{key}' must be a{'n' if spec.type[0] in 'aeiou' else ''} "
+                       f"{spec.type}, not {shown}") from None
 
 
 def _executor(definitions: Mapping[str, WorkflowDef]) -> Any:
@@ -123,7 +125,7 @@ class WorkflowRuns:
         nothing; with `idempotency`, the same key and request give the first one's run.
         `owner` and `limits` as for `RunEngine.submit`."""
         workflow = self.get(name)
-        values = check_inputs(name, workflow, inputs or {})
+        values = check_inputs(name, workflow.inputs, inputs or {})
         now = time.time()
         if idempotency is not None:
             run_id = idempotency.run_id("wf")
