@@ -175,6 +175,7 @@ class ToolSearch:
         self._background: set[asyncio.Future[Any]] = set()
         self._embedding: asyncio.Future[None] | None = None
         self._warming: asyncio.Future[None] | None = None
+        self._failed_for: Catalog | None = None  # embedding it failed: not retried
 
     def warm(self) -> None:
         """Index the catalog (and embed it, in hybrid mode) soon: servers connecting at
@@ -202,7 +203,8 @@ class ToolSearch:
             if self._index is None or index.catalog is self._catalog():
                 self._index = index
         if self.mode == "hybrid" and not self.vectors_ready and (
-                self._embedding is None or self._embedding.done()):
+                self._embedding is None or self._embedding.done()) and (
+                self._failed_for is not self._index.catalog):
             self._embedding = asyncio.ensure_future(self._embed_latest())
             self._keep(self._embedding)
         return self._index
@@ -217,12 +219,15 @@ class ToolSearch:
         while self.mode == "hybrid" and not self.vectors_ready:
             if self._embedding is not None:
                 await asyncio.shield(self._embedding)
-            await self.index()
+            index = await self.index()
+            if self._failed_for is index.catalog:
+                raise RuntimeError("tool embeddings could not be computed (see the log)")
 
     async def _embed_latest(self) -> None:
         """Embed the newest catalog version's tools (only texts not seen before), again
         while the catalog changed meanwhile."""
         assert self._embed is not None
+        index = self._index
         try:
             while not self.vectors_ready:
                 index = self._index
@@ -237,7 +242,9 @@ class ToolSearch:
                 if self._index is index and index.catalog is not self._catalog():
                     self._index = await self.index()
         except Exception:  # noqa: BLE001 - search goes on with BM25 alone
-            log.exception("tool embeddings could not be computed; tool search uses BM25")
+            self._failed_for = index.catalog if index is not None else None
+            log.exception("tool embeddings could not be computed; tool search uses BM25 "
+                          "until the catalog changes")
 
     async def search(self, query: str, limit: int) -> tuple[list[tuple[CatalogTool, float]],
                                                           SearchMode]:
