@@ -5,6 +5,7 @@ through a real front and client, hostile queries, and hybrid ranking with the lo
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
+from orchestrator_mcp.config import ConfigError, load_config
 from orchestrator_mcp.config.gateway import HostCallPolicy
 from orchestrator_mcp.front.passthrough import HostCalls, ThresholdToolSearch
 from orchestrator_mcp.front.tool_search import TIE, ToolSearch, rank
@@ -26,7 +28,7 @@ from orchestrator_mcp.knowledge.embedders import (
     local_available,
 )
 from tests.conftest import write_config
-from tests.test_front import serve_args, wait_for_tool
+from tests.test_front import http_server, serve_args, wait_for_tool
 
 CATALOG_BENCH = Path(__file__).resolve().parent.parent / "bench" / "catalog"
 sys.path.insert(0, str(CATALOG_BENCH))
@@ -179,3 +181,31 @@ async def test_hybrid_search_finds_synonyms_without_stalling_the_loop() -> None:
     by_words = await quality.evaluate(lambda q: names(lexical, q), queries)
     fused = await quality.evaluate(lambda q: names(search, q), queries)
     assert len(queries) >= 15 and fused.mrr >= by_words.mrr, (by_words.line(), fused.line())
+
+
+async def test_over_http_a_read_only_token_sees_what_it_may_not_call(tmp_path: Path) -> None:
+    reader = "reader-token-0123456789"
+    config = write_config(
+        tmp_path / "config",
+        {"nginx": {"command": sys.executable, "args": [str(CATALOG_BENCH / "server.py"),
+                                                        "nginx"]}},
+        gateway={"passthrough": True, "tool_search_threshold": 20},
+        http={"tokens": [{"name": "reader", "token": reader, "scopes": ["read"]}]})
+    with http_server(config, tmp_path / "data", dict(os.environ)) as url:
+        async with Client(StreamableHttpTransport(f"{url}/mcp", auth=reader)) as client:
+            await wait_for_tool(client, "search_tools")
+            async with asyncio.timeout(60):
+                while not (await client.call_tool("list_tools", {"pattern": "nginx_*"})
+                           ).structured_content["result"]:
+                    await asyncio.sleep(0.1)
+            risks = {h["name"]: h["risk"] for h in await search_hits(client, "restart nginx")}
+            assert risks["nginx_restart_nginx"] == "denied for this caller"
+            assert risks["nginx_show_config"] == "read-only"
+
+
+def test_an_unknown_ranking_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "servers.yaml").write_text("gateway:\n  tool_search: fuzzy\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert any("gateway.tool_search" in p and "'bm25' or 'hybrid'" in p
+               for p in caught.value.problems), caught.value.problems
