@@ -7,11 +7,12 @@ Hosts drown in long tool lists, so above `gateway.tool_search_threshold` they ge
   the densest text a tool has) and its parameter names. Words are case-folded and plurals
   folded (`pods` -> `pod`, `policies` -> `policy`), so a query need not match the tool's
   grammatical number. Parameter descriptions are left out: they repeat across a server
-  ("AWS region" on every EC2 tool) and pulled the wrong tools up on the labeled set of
-  bench/catalog.py.
+  ("AWS region" on every EC2 tool); with them top-5 on the labeled set of bench/catalog.py
+  fell from 86.8 % to 84.6 %.
 * **Hybrid** (`gateway.tool_search: hybrid`, only with the local embedder installed):
   reciprocal-rank fusion of BM25 and cosine similarity of MiniLM embeddings, which finds
-  tools described in other words ("bounce" -> restart). The catalog's embeddings are
+  more tools described in other words (synonyms in the top 5: 58 % -> 83 % on that set,
+  at ≈600 MB of RSS and a model load). The catalog's embeddings are
   computed once per catalog change, in a worker thread, reusing the vectors of texts
   already seen; until they are ready search answers with BM25 alone.
 * **Risk-aware**: among tools of the same relevance (scores within TIE of each other) the
@@ -19,7 +20,7 @@ Hosts drown in long tool lists, so above `gateway.tool_search_threshold` they ge
   change.
 
 Index builds and embeddings run off the event loop; a query of a 1,000-tool catalog costs
-about a millisecond of BM25 on it (bench/catalog.py measures both).
+about 0.1 ms of BM25 on it (bench/catalog.py measures both).
 """
 
 from __future__ import annotations
