@@ -99,8 +99,14 @@ class GatewaySettings(Strict):
     tool_search_threshold: int = Field(
         default=40,
         ge=0,
-        description="With pass-through, above this many catalog tools hosts get BM25 tool "
-        "search instead of the full list (0 disables search).",
+        description="With pass-through, above this many catalog tools hosts get "
+        "search_tools instead of the full list (0 disables search).",
+    )
+    tool_search: Literal["bm25", "hybrid"] = Field(
+        default="bm25",
+        description="How search_tools ranks: bm25 (words), or hybrid (BM25 fused with "
+        "embeddings of the local model; needs the embeddings extra, loads the model and "
+        "embeds every tool description once per catalog change).",
     )
     default_timeout: float = Field(default=60, gt=0, le=3600)
     connect_timeout: float = Field(default=30, gt=0, le=600)

