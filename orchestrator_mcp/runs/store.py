@@ -202,6 +202,12 @@ class RunStore:
             return int(db.execute(sa.select(sa.func.count()).select_from(runs).where(
                 runs.c.status == status.value)).scalar_one())
 
+    def oldest_waiting_since(self) -> float | None:
+        """When the longest-waiting run started waiting for approval (its last change)."""
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.min(runs.c.updated_at)).where(
+                runs.c.status == RunStatus.AWAITING_APPROVAL.value)).scalar_one()
+
     def unfinished_ids(self) -> list[str]:
         with self.engine.connect() as db:
             return [r[0] for r in db.execute(sa.select(runs.c.id).where(

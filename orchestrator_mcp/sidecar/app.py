@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import time
 from typing import Any
 
 from fastmcp import FastMCP
@@ -23,7 +25,7 @@ from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.runs.engine import RunEngine
 from orchestrator_mcp.runs.models import RunStatus
 from orchestrator_mcp.sidecar import runs_routes
-from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
+from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY, WEBHOOK_SECONDS
 
 
 class ApprovalRequest(BaseModel):
@@ -156,6 +158,19 @@ def build_app(
     mcp_app = front.http_app(path="/mcp")
 
     async def alertmanager_webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        code = "500"
+        try:
+            response = await _alertmanager_webhook(request)
+            code = str(response.status_code)
+            return response
+        except UserError as exc:
+            code = str(exc.status)
+            raise
+        finally:
+            WEBHOOK_SECONDS.labels(code).observe(time.perf_counter() - started)
+
+    async def _alertmanager_webhook(request: Request) -> Response:
         if alerts is None:
             return _error(404, "not_found", "alert handling is not configured")
         try:
@@ -214,7 +229,9 @@ def build_app(
         )
 
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        # In a thread: some gauges are read from the runs database at scrape time.
+        body = await asyncio.to_thread(generate_latest, REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
         routes=[
