@@ -13,7 +13,7 @@ os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
 
 from orchestrator_mcp import __version__  # noqa: E402
-from orchestrator_mcp.cli import knowledge, runs, serve  # noqa: E402
+from orchestrator_mcp.cli import init, knowledge, runs, serve  # noqa: E402
 from orchestrator_mcp.cli.common import EXIT_CONFIG, report  # noqa: E402
 from orchestrator_mcp.errors import UserError  # noqa: E402
 
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parsers(commands)
     runs.add_parsers(commands)
     knowledge.add_parsers(commands)
+    init.add_parsers(commands)
     for command in _command_parsers(parser):
         add_global_options(command, defaults=False)
     return parser
