@@ -322,3 +322,81 @@ async def test_queue_approval_and_webhook_gauges_say_what_happened(
     states = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
     assert set(states) >= {"NoWorkerExecuting", "WebhookRejections", "HighDiskUsage"}
     assert "err" not in states.values(), states
+
+
+# ---- the compose stack's files agree with each other ---------------------------------------
+
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path → source, for the service's volumes."""
+    return {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+
+
+def test_grafana_provisioning_matches_the_compose_mounts() -> None:
+    services = _compose()["services"]
+    grafana = _mounts(services["grafana"])
+    assert grafana["/etc/grafana/provisioning"] == "./grafana/provisioning"
+    provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" /
+                               "orchestrator-mcp.yml").read_text())["providers"][0]
+    assert grafana[provider["options"]["path"]] == "./grafana/dashboards"
+    assert (DEPLOY / "grafana" / "dashboards" / DASHBOARD.name).is_file()
+    datasource = yaml.safe_load(DATASOURCES.read_text())["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and "prometheus" in services
+
+
+def test_prometheus_and_alertmanager_point_at_the_compose_services(tmp_path: Path) -> None:
+    services = _compose()["services"]
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    mount = next(target for target, source in _mounts(services["prometheus"]).items()
+                 if source == "./prometheus")
+    assert config["rule_files"] == [f"{mount}/rules.yml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["orchestrator"]["static_configs"][0]["targets"] == ["orchestrator:8765"]
+    assert "8765" in services["orchestrator"]["command"]
+    token_file = jobs["orchestrator"]["authorization"]["credentials_file"]
+    assert token_file in services["prometheus"]["command"][0]
+    assert jobs["node"]["static_configs"][0]["targets"] == ["node-exporter:9100"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == \
+        ["alertmanager:9093"]
+
+    alertmanager = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    webhook = next(r for r in alertmanager["receivers"] if r["name"] == "orchestrator")
+    hook = webhook["webhook_configs"][0]
+    assert hook["url"] == "http://orchestrator:8765/webhooks/alertmanager"
+    assert hook["http_config"]["authorization"]["credentials_file"] in \
+        services["alertmanager"]["command"][0]
+    # self-alerts (component=orchestrator-mcp) go to people, not back to the orchestrator
+    assert alertmanager["route"]["routes"][0]["receiver"] == "operators"
+
+    # promtool and amtool accept both files (paths moved to this folder)
+    if promtool is not None:
+        shutil.copy(RULES, tmp_path / "rules.yml")
+        (tmp_path / "token").write_text(TOKEN)
+        text = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+        text = text.replace(f"{mount}/rules.yml", str(tmp_path / "rules.yml"))
+        text = text.replace(token_file, str(tmp_path / "token"))
+        (tmp_path / "prometheus.yml").write_text(text)
+        checked = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                                 capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    amtool = shutil.which("amtool")
+    if amtool is not None:
+        (tmp_path / "alert-token").write_text(ALERT_TOKEN)
+        text = (DEPLOY / "alertmanager" / "alertmanager.yml").read_text()
+        (tmp_path / "alertmanager.yml").write_text(
+            text.replace("/tmp/alert-token", str(tmp_path / "alert-token")))
+        checked = subprocess.run([amtool, "check-config", str(tmp_path / "alertmanager.yml")],
+                                 capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_compose_image_can_be_overridden() -> None:
+    for name, service in _compose()["services"].items():
+        image = service.get("image") or _compose()["x-orchestrator"]["image"]
+        assert image.startswith("${") and "_IMAGE:-" in image, name

@@ -53,6 +53,9 @@ def test_non_interactive_init_writes_private_files_that_pass_check(tmp_path: Pat
     assert yaml.safe_load(servers)["llm"] == {"provider": "openai", "model": "gpt-4o-mini"}
     for secret in [*generated, "sk-test-key-123"]:
         assert secret not in servers and secret not in done.stdout
+    if os.geteuid() == 0:  # given to the image's user, which compose mounts them for
+        assert (site / "servers.yaml").stat().st_uid == 1000
+        assert (site / ".env").stat().st_uid == 0
 
     # Beside what the image's /app holds (node_modules, workflows, playbooks, runbooks).
     for folder in ("node_modules", "workflows", "playbooks", "runbooks"):

@@ -27,6 +27,7 @@ from orchestrator_mcp.cli.common import EXIT_CONFIG, EXIT_OK
 from orchestrator_mcp.config.llm import PROVIDER_NAMES, LLMSettings, ProviderName
 
 FILES = ("servers.yaml", "profiles.yaml", ".env")
+CONTAINER_UID = 1000  # the Dockerfile's user
 DEFAULT_MODELS: dict[str, str] = {"openai": "gpt-4o-mini", "ollama": "llama3.1",
                                   "bedrock": "anthropic.claude-3-5-sonnet-20240620-v1:0"}
 # Characters a value may have to be written unquoted into .env and read back the same by
@@ -192,6 +193,9 @@ def init_command(args: argparse.Namespace) -> int:
     try:
         choices = _choices(args, interactive)
         files = render(choices, directory)
+    except EOFError:
+        print("\nerror: no answer (end of input); nothing was written", file=sys.stderr)
+        return EXIT_CONFIG
     except (ValueError, ValidationError) as exc:
         problems = (exc.errors(include_input=False, include_url=False)
                     if isinstance(exc, ValidationError) else None)
@@ -206,6 +210,13 @@ def init_command(args: argparse.Namespace) -> int:
     for name, text in files.items():
         _write_private(directory / name, text, replace=name in present)
     shown = directory.resolve()
+    if os.geteuid() == 0:
+        # The image runs as UID 1000 and compose mounts these two files into it; they hold
+        # no secrets, but stay private to that user. .env stays root's (compose reads it).
+        for name in ("servers.yaml", "profiles.yaml"):
+            os.chown(directory / name, CONTAINER_UID, CONTAINER_UID)
+        print(f"servers.yaml and profiles.yaml belong to UID {CONTAINER_UID}, the container "
+              "image's user, so the containers can read them")
     print(f"wrote {shown}/servers.yaml, profiles.yaml and .env (mode 600; .env holds the "
           f"tokens{' and the model key' if choices.api_key else ''})")
     print("next, the whole stack (orchestrator, worker, PostgreSQL, Prometheus, "
