@@ -11,7 +11,9 @@
 #   EXTRAS      optional extras to install, e.g. "bedrock,ansible,otel" (embeddings is big:
 #               torch; add it only when you need local embeddings)
 # pyarrow's Flight and S3 libraries (38 MB) are left out: LanceDB keeps its
-# collections on local disk through its own storage layer and never loads them.
+# collections on local disk through its own storage layer and never loads them. Shared
+# libraries are stripped (40 MB), except the ones auditwheel bundled in *.libs/ (stripping
+# breaks numpy's OpenBLAS).
 # Networks that intercept TLS: put the proxy's CA certificates (*.crt) in
 # deploy/ca-certificates/. Only the build stage trusts them (pip, npm); the final image
 # does not contain them.
@@ -21,7 +23,7 @@ FROM ${BASE_IMAGE} AS build
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
-        python3 python3-venv nodejs npm ca-certificates \
+        python3 python3-venv nodejs npm ca-certificates binutils \
  && rm -rf /var/lib/apt/lists/*
 COPY deploy/ca-certificates/ /usr/local/share/ca-certificates/build-extra/
 RUN update-ca-certificates
@@ -51,6 +53,7 @@ RUN /opt/venv/bin/pip install -q --no-deps /src \
         -o -name '*.c' -o -name '*.cpp' \) -type f -delete \
  && rm -rf pyarrow/include pyarrow/src \
  && rm -f pyarrow/*flight* pyarrow/*s3* \
+ && find . -name '*.so*' -type f -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
  && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib >/dev/null
 
 FROM ${BASE_IMAGE}

@@ -265,7 +265,7 @@ chown postgres "$data" /run/postgresql
 if [ ! -s "$data/PG_VERSION" ]; then
   printf '%s' "$POSTGRES_PASSWORD" > /tmp/pw && chown postgres /tmp/pw
   runuser -u postgres -- "$bin/initdb" -D "$data" -U "$POSTGRES_USER" --pwfile=/tmp/pw \\
-    --auth=scram-sha-256 >/dev/null
+    --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   rm /tmp/pw
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$data/pg_hba.conf"
   echo "CREATE DATABASE $POSTGRES_DB" | runuser -u postgres -- "$bin/postgres" --single \\
@@ -362,6 +362,9 @@ async def test_the_compose_stack_runs_end_to_end(compose_env: dict[str, str],
         await _wait_query(prometheus, "node_filesystem_avail_bytes")
         live = await _wait_query(prometheus, "orchestrator_executors_live >= 1")
         assert float(live[0]["value"][1]) >= 1
+        # the worker (not the front) holds the queue, shown by its executor id, idle now
+        executing = await _wait_query(prometheus, "orchestrator_runs_executing")
+        assert len(executing) == 1 and executing[0]["metric"]["executor"] != "local"
         await _wait_query(prometheus, 'orchestrator_runs_total{status="completed"}')
 
         # Alertmanager → the orchestrator's webhook, with the alert token from .env

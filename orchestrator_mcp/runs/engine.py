@@ -287,31 +287,35 @@ class RunEngine:
                 else:
                     executor = workflow.executor_id or "unknown"
                     executing[executor] = executing.get(executor, 0) + 1
-        if self.executor:
-            executing.setdefault(self.executor_id, 0)
         now = time.time()
+        live = self._live_executors(now)
+        for executor in live:  # an idle replica shows as 0, not as no data
+            executing.setdefault(executor, 0)
         waiting_since = self._db.oldest_waiting_since()
         return RunQueueState(
-            queued=queued, executing=executing, executors_live=self._executors_live(now),
+            queued=queued, executing=executing, executors_live=len(live),
             oldest_approval_seconds=max(0.0, now - waiting_since) if waiting_since else 0.0)
 
-    def _executors_live(self, now: float) -> int:
+    def _live_executors(self, now: float) -> list[str]:
         if self.database.shared:
             return self._db.live_executors(now - self.settings.executor_dead_after_seconds)
         if self.executor:
-            return 1
-        # Embedded files: the executor is the process whose pid the lock file holds.
+            return [self.executor_id]
+        # Embedded files: the executor is the process whose pid the lock file holds (its
+        # executor id is "local" like ours).
         try:
             pid = int((self.data_dir / "executor.lock").read_text().strip() or 0)
         except (OSError, ValueError):
-            return 0
+            return []
+        if pid <= 0:
+            return []
         try:
             os.kill(pid, 0)
         except PermissionError:
-            return 1
-        except (OSError, ValueError):
-            return 0
-        return 1 if pid > 0 else 0
+            pass  # alive, another user's
+        except OSError:
+            return []
+        return [self.executor_id]
 
     async def healthy(self) -> str | None:
         """None when the engine can use its database, else why not."""

@@ -96,10 +96,11 @@ class RunStore:
             db.execute(executors.delete().where(executors.c.executor_id == executor_id,
                                                 executors.c.last_seen < silent_since))
 
-    def live_executors(self, since: float) -> int:
+    def live_executors(self, since: float) -> list[str]:
+        """Executors heard from since `since` (epoch seconds)."""
         with self.engine.connect() as db:
-            return db.execute(sa.select(sa.func.count()).select_from(executors).where(
-                executors.c.last_seen >= since)).scalar_one()
+            return list(db.execute(sa.select(executors.c.executor_id).where(
+                executors.c.last_seen >= since)).scalars())
 
     # ---- runs ----------------------------------------------------------------------
 
