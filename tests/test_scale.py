@@ -293,3 +293,34 @@ async def test_alert_deliveries_and_storm_summaries_run_once_on_the_workers(
         assert set(placed.values()) <= workers
     finally:
         receiver.stop()
+
+
+async def test_every_front_reports_the_runs_each_worker_holds(cluster: Cluster) -> None:
+    """The queue gauges come from the shared database: the front (which executes nothing)
+    shows both workers, the runs each one holds, and the approvals waiting."""
+    cluster.start_front()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name)
+    await eventually(lambda: cluster.live_workers() == 2, 60)
+    async with cluster.client() as client:
+        ids = [await start(client, 'CALL counter_set_value {"value": 3}') for _ in range(4)]
+
+        async def waiting() -> bool:
+            return (await statuses(client))["awaiting_approval"] == 4
+        await eventually(waiting, 60)
+    held = Counter({executor: 0 for (executor,) in
+                    cluster.query("SELECT executor_id FROM orch_executors")})
+    held.update(cluster.executors_by_run()[i] for i in ids)
+    assert len(held) == 2 and sum(held.values()) == 4
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        text = (await http.get(f"{cluster.url}/metrics")).text
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines() if line and not line.startswith("#")}
+    assert samples["orchestrator_executors_live"] == 2
+    assert samples["orchestrator_approvals_pending"] == 4
+    assert 0 < samples["orchestrator_approval_oldest_wait_seconds"] < 120
+    assert samples['orchestrator_runs_queued{queue="orchestrator_runs"}'] == 0
+    executing = {key: value for key, value in samples.items()
+                 if key.startswith("orchestrator_runs_executing{")}
+    assert executing == {f'orchestrator_runs_executing{{executor="{executor}"}}': float(count)
+                         for executor, count in held.items()}
