@@ -31,6 +31,7 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Certificate authorities the host trusts beyond Debian's (a TLS-intercepting proxy's):
 # given to image builds as a build-stage-only file (see the Dockerfile's EXTRA_CA_CERTS).
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 class DaemonUnavailable(RuntimeError):
@@ -66,6 +67,8 @@ class DockerDaemon:
         self._process: subprocess.Popen[bytes] | None = None
         self._had_bridge = Path("/sys/class/net/docker0").exists()
         self._links_before = _links()
+        self._forward_policy = _forward_policy()
+        self._ip_forward = IP_FORWARD.read_text().strip() if IP_FORWARD.exists() else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -160,13 +163,20 @@ class DockerDaemon:
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         if not self._had_bridge:
-            subprocess.run(["ip", "link", "delete", "docker0"], capture_output=True)
-            for link in _links() - self._links_before:  # compose networks' bridges, veths
-                subprocess.run(["ip", "link", "delete", link], capture_output=True)
+            ours = ({"docker0"} | _links()) - self._links_before  # + compose networks' bridges
             for table, chains in (("nat", ("DOCKER",)),
                                   ("filter", ("DOCKER", "DOCKER-ISOLATION-STAGE-1",
                                               "DOCKER-ISOLATION-STAGE-2", "DOCKER-USER"))):
-                _drop_chains(table, chains)
+                _drop_rules(table, chains, ours)
+            for link in ours:
+                subprocess.run(["ip", "link", "delete", link], capture_output=True)
+            # dockerd turns forwarding on and the FORWARD policy to DROP: put both back.
+            if self._forward_policy and shutil.which("iptables"):
+                subprocess.run(["iptables", "-P", "FORWARD", self._forward_policy],
+                               capture_output=True)
+            if self._ip_forward is not None:
+                with contextlib.suppress(OSError):
+                    IP_FORWARD.write_text(self._ip_forward)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -175,16 +185,29 @@ def _links() -> set[str]:
             if p.name.startswith(("br-", "veth"))}
 
 
-def _drop_chains(table: str, chains: tuple[str, ...]) -> None:
-    """Remove the rules that jump to `chains` and then the chains themselves."""
+def _forward_policy() -> str | None:
+    if shutil.which("iptables") is None:
+        return None
+    for line in subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True,
+                               text=True).stdout.splitlines():
+        if line.startswith("-P FORWARD "):
+            return line.split()[2]
+    return None
+
+
+def _drop_rules(table: str, chains: tuple[str, ...], links: set[str]) -> None:
+    """Remove the rules that jump to `chains` or name one of `links` (docker0 and the
+    bridges the daemon made), then the chains themselves."""
     if shutil.which("iptables") is None:
         return
     rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True,
                            text=True).stdout.splitlines()
     for rule in rules:
         parts = rule.split()
-        if parts[:1] == ["-A"] and ("-j" in parts and parts[parts.index("-j") + 1] in chains
-                                    and parts[1] not in chains):
+        if parts[:1] != ["-A"] or parts[1] in chains:
+            continue
+        jumps = "-j" in parts and parts[parts.index("-j") + 1] in chains
+        if jumps or links & set(parts):
             subprocess.run(["iptables", "-t", table, "-D", *parts[1:]], capture_output=True)
     for chain in chains:
         subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
@@ -194,6 +217,7 @@ def _drop_chains(table: str, chains: tuple[str, ...]) -> None:
 if __name__ == "__main__":
     import sys
 
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # for sigwait
     daemon = DockerDaemon(Path(sys.argv[1]))
     daemon.start()
     print(daemon.base_image(), "ready; export DOCKER_HOST=" + daemon.host, flush=True)

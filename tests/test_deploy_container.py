@@ -143,8 +143,8 @@ async def test_the_image_serves_mcp_with_a_token_as_uid_1000(
         assert "from the container" in echoed.content[0].text
 
     # Every process in the container runs as UID 1000 (tini, Python, node).
-    pids = docker.docker("top", container.name, "-eo", "uid,comm").stdout.splitlines()[1:]
-    assert pids and {line.split()[0] for line in pids} == {"1000"}, pids
+    pids = docker.docker("top", container.name, "-eo", "pid,uid,comm").stdout.splitlines()[1:]
+    assert pids and {line.split()[1] for line in pids} == {"1000"}, pids
     state = container.inspect()
     assert state["Config"]["User"] == "1000:1000"
     assert "/data" in state["Config"]["Volumes"]
@@ -358,6 +358,7 @@ async def test_the_compose_stack_runs_end_to_end(compose_env: dict[str, str],
                     await asyncio.sleep(0.5)
 
         await _wait_query(prometheus, 'up{job="orchestrator"} == 1')
+        await _wait_query(prometheus, 'up{job="orchestrator-worker"} == 1')
         await _wait_query(prometheus, 'up{job="node"} == 1')
         await _wait_query(prometheus, "node_filesystem_avail_bytes")
         live = await _wait_query(prometheus, "orchestrator_executors_live >= 1")
@@ -365,7 +366,9 @@ async def test_the_compose_stack_runs_end_to_end(compose_env: dict[str, str],
         # the worker (not the front) holds the queue, shown by its executor id, idle now
         executing = await _wait_query(prometheus, "orchestrator_runs_executing")
         assert len(executing) == 1 and executing[0]["metric"]["executor"] != "local"
-        await _wait_query(prometheus, 'orchestrator_runs_total{status="completed"}')
+        # counted by the worker that executed the run, scraped on its --metrics-port
+        await _wait_query(prometheus, 'orchestrator_runs_total{job="orchestrator-worker", '
+                          'status="completed"}')
 
         # Alertmanager → the orchestrator's webhook, with the alert token from .env
         alert = [{"labels": {"alertname": "ComposeTestAlert", "instance": "web-1",

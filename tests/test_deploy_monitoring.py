@@ -362,6 +362,10 @@ def test_prometheus_and_alertmanager_point_at_the_compose_services(tmp_path: Pat
     token_file = jobs["orchestrator"]["authorization"]["credentials_file"]
     assert token_file in services["prometheus"]["command"][0]
     assert jobs["node"]["static_configs"][0]["targets"] == ["node-exporter:9100"]
+    workers = jobs["orchestrator-worker"]["dns_sd_configs"][0]
+    assert workers["names"] == ["worker"] and "worker" in services
+    assert str(workers["port"]) in services["worker"]["command"]
+    assert jobs["orchestrator-worker"]["authorization"]["credentials_file"] == token_file
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == \
         ["alertmanager:9093"]
 

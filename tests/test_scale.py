@@ -73,8 +73,8 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        return self._start(name, "worker")
+    def start_worker(self, name: str, *options: str) -> subprocess.Popen[bytes]:
+        return self._start(name, "worker", *options)
 
     def start_front(self) -> None:
         self._start("front", "serve", "--http", "--no-execute", "--port", str(self.port))
@@ -299,8 +299,9 @@ async def test_every_front_reports_the_runs_each_worker_holds(cluster: Cluster) 
     """The queue gauges come from the shared database: the front (which executes nothing)
     shows both workers, the runs each one holds, and the approvals waiting."""
     cluster.start_front()
-    for name in ("w1", "w2"):
-        cluster.start_worker(name)
+    worker_port = free_port()
+    cluster.start_worker("w1", "--metrics-port", str(worker_port))
+    cluster.start_worker("w2")
     await eventually(lambda: cluster.live_workers() == 2, 60)
     async with cluster.client() as client:
         ids = [await start(client, 'CALL counter_set_value {"value": 3}') for _ in range(4)]
@@ -324,3 +325,13 @@ async def test_every_front_reports_the_runs_each_worker_holds(cluster: Cluster) 
                  if key.startswith("orchestrator_runs_executing{")}
     assert executing == {f'orchestrator_runs_executing{{executor="{executor}"}}': float(count)
                          for executor, count in held.items()}
+
+    # A worker's own /metrics (--metrics-port): what it executed, behind the same token.
+    worker = f"http://127.0.0.1:{worker_port}"
+    async with httpx2.AsyncClient() as http:
+        assert (await http.get(f"{worker}/healthz")).json() == {"status": "ok"}
+        assert (await http.get(f"{worker}/metrics")).status_code == 401
+        text = (await http.get(f"{worker}/metrics",
+                               headers={"Authorization": f"Bearer {TOKEN}"})).text
+    assert 'orchestrator_run_step_duration_seconds_count{kind="llm"}' in text
+    assert "orchestrator_executors_live 2.0" in text

@@ -1,5 +1,5 @@
 """Starlette app for --http: MCP at /mcp, health probes, metrics; bearer-token auth."""
 
-from orchestrator_mcp.sidecar.app import build_app, is_loopback
+from orchestrator_mcp.sidecar.app import build_app, build_metrics_app, is_loopback
 
-__all__ = ["build_app", "is_loopback"]
+__all__ = ["build_app", "build_metrics_app", "is_loopback"]

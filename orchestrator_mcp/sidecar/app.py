@@ -145,6 +145,24 @@ async def _read_capped(request: Request, cap: int, setting: str) -> bytes:
     return bytes(body)
 
 
+async def metrics(_: Request) -> Response:
+    # In a thread: some gauges are read from the runs database at scrape time.
+    body = await asyncio.to_thread(generate_latest, REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def build_metrics_app(tokens: TokenTable | None) -> Starlette:
+    """What a `worker` serves with --metrics-port: /healthz (open) and /metrics (`read`),
+    because the runs, tool calls and model calls a worker executes are counted there."""
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+    app.add_middleware(BearerAuth, tokens=tokens)
+    return app
+
+
 def build_app(
     front: FastMCP,
     gateway: Gateway,
@@ -212,9 +230,6 @@ def build_app(
             decided_by=f"http:{decision.decided_by or 'token'}")
         return JSONResponse({"run_id": record.id, "status": record.status.value})
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
     async def readyz(_: Request) -> Response:
         servers: dict[str, Any] = {
             h.name: {"status": h.status.value, "last_error": h.last_error}
@@ -227,11 +242,6 @@ def build_app(
              "database": database or "ok"},
             status_code=200 if ready else 503,
         )
-
-    async def metrics(_: Request) -> Response:
-        # In a thread: some gauges are read from the runs database at scrape time.
-        body = await asyncio.to_thread(generate_latest, REGISTRY)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
         routes=[
