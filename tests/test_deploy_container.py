@@ -363,9 +363,12 @@ async def test_the_compose_stack_runs_end_to_end(compose_env: dict[str, str],
         await _wait_query(prometheus, "node_filesystem_avail_bytes")
         live = await _wait_query(prometheus, "orchestrator_executors_live >= 1")
         assert float(live[0]["value"][1]) >= 1
-        # the worker (not the front) holds the queue, shown by its executor id, idle now
+        # one executor, the worker (not the front), idle now; front and worker both say so
         executing = await _wait_query(prometheus, "orchestrator_runs_executing")
-        assert len(executing) == 1 and executing[0]["metric"]["executor"] != "local"
+        executors = {sample["metric"]["executor"] for sample in executing}
+        assert len(executors) == 1 and executors != {"local"}
+        assert {sample["metric"]["job"] for sample in executing} == {
+            "orchestrator", "orchestrator-worker"}
         # counted by the worker that executed the run, scraped on its --metrics-port
         await _wait_query(prometheus, 'orchestrator_runs_total{job="orchestrator-worker", '
                           'status="completed"}')
