@@ -74,8 +74,8 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        return self._start(name, "worker")
+    def start_worker(self, name: str, *options: str) -> subprocess.Popen[bytes]:
+        return self._start(name, "worker", *options)
 
     def start_front(self) -> None:
         self._start("front", "serve", "--http", "--no-execute", "--port", str(self.port))
@@ -342,3 +342,45 @@ async def test_alert_notifications_and_storm_summaries_run_once_on_the_workers(
         assert set(placed.values()) <= workers
     finally:
         receiver.stop()
+
+
+async def test_every_front_reports_the_runs_each_worker_holds(cluster: Cluster) -> None:
+    """The queue gauges come from the shared database: the front (which executes nothing)
+    shows both workers, the runs each one holds, and the approvals waiting."""
+    cluster.start_front()
+    worker_port = free_port()
+    cluster.start_worker("w1", "--metrics-port", str(worker_port))
+    cluster.start_worker("w2")
+    await eventually(lambda: cluster.live_workers() == 2, 60)
+    async with cluster.client() as client:
+        ids = [await start(client, 'CALL counter_set_value {"value": 3}') for _ in range(4)]
+
+        async def waiting() -> bool:
+            return (await statuses(client))["awaiting_approval"] == 4
+        await eventually(waiting, 60)
+    held = Counter({executor: 0 for (executor,) in
+                    cluster.query("SELECT executor_id FROM orch_executors")})
+    held.update(cluster.executors_by_run()[i] for i in ids)
+    assert len(held) == 2 and sum(held.values()) == 4
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        text = (await http.get(f"{cluster.url}/metrics")).text
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in text.splitlines() if line and not line.startswith("#")}
+    assert samples["orchestrator_executors_live"] == 2
+    assert samples["orchestrator_approvals_pending"] == 4
+    assert 0 < samples["orchestrator_approval_oldest_wait_seconds"] < 120
+    assert samples['orchestrator_runs_queued{queue="orchestrator_runs"}'] == 0
+    executing = {key: value for key, value in samples.items()
+                 if key.startswith("orchestrator_runs_executing{")}
+    assert executing == {f'orchestrator_runs_executing{{executor="{executor}"}}': float(count)
+                         for executor, count in held.items()}
+
+    # A worker's own /metrics (--metrics-port): what it executed, behind the same token.
+    worker = f"http://127.0.0.1:{worker_port}"
+    async with httpx2.AsyncClient() as http:
+        assert (await http.get(f"{worker}/healthz")).json() == {"status": "ok"}
+        assert (await http.get(f"{worker}/metrics")).status_code == 401
+        text = (await http.get(f"{worker}/metrics",
+                               headers={"Authorization": f"Bearer {TOKEN}"})).text
+    assert 'orchestrator_run_step_duration_seconds_count{kind="llm"}' in text
+    assert "orchestrator_executors_live 2.0" in text

@@ -13,7 +13,7 @@ os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
 
 from orchestrator_mcp import __version__  # noqa: E402
-from orchestrator_mcp.cli import keys, knowledge, memory, runs, serve, templates  # noqa: E402
+from orchestrator_mcp.cli import init, keys, knowledge, memory, runs, serve, templates  # noqa: E402
 from orchestrator_mcp.cli.common import EXIT_CONFIG, report  # noqa: E402
 from orchestrator_mcp.errors import UserError  # noqa: E402
 
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     knowledge.add_parsers(commands)
     memory.add_parsers(commands)
     keys.add_parsers(commands)
+    init.add_parsers(commands)
     for command in _command_parsers(parser):
         add_global_options(command, defaults=False)
     return parser

@@ -53,6 +53,12 @@ def add_parsers(commands: Any) -> None:
         "worker that dies has its runs recovered by another; on the embedded SQLite files "
         "one process per data dir executes runs.",
     )
+    worker_parser.add_argument(
+        "--metrics-port", type=port, metavar="PORT",
+        help="also serve /healthz and /metrics (what this worker executed) on this port, "
+        "with the bearer token of `serve --http`")
+    worker_parser.add_argument("--host", default="127.0.0.1",
+                               help="bind address for --metrics-port (127.0.0.1)")
     worker_parser.set_defaults(func=worker)
 
     check_parser = commands.add_parser(
@@ -193,6 +199,13 @@ def _report_http_auth(http: Any) -> bool:
 
 def worker(args: argparse.Namespace) -> int:
     config = load(args)
+    from orchestrator_mcp.auth import Authenticator
+
+    authenticator = Authenticator.from_settings(config.servers.http)
+    if args.metrics_port is not None and not authenticator:
+        print(NO_TOKEN.replace("HTTP needs", "--metrics-port needs")
+              .split("; or, to try")[0], file=sys.stderr)
+        return EXIT_CONFIG
     from orchestrator_mcp.app import build_application
     from orchestrator_mcp.telemetry.logs import config_secrets, configure_logging
 
@@ -219,7 +232,24 @@ def worker(args: argparse.Namespace) -> int:
                 return EXIT_CONFIG
             log.info("worker %s executing runs (%s, up to %d at once)", engine.executor_id,
                      engine.database.shown, engine.settings.worker_concurrency)
-            await stop.wait()
+            if args.metrics_port is None:
+                await stop.wait()
+                return EXIT_OK
+            import uvicorn
+
+            from orchestrator_mcp.auth.keys import ManagedKeys
+            from orchestrator_mcp.sidecar import build_metrics_app
+
+            authenticator.keys = ManagedKeys(engine.database_engine)
+            server = uvicorn.Server(uvicorn.Config(
+                build_metrics_app(authenticator), host=args.host, port=args.metrics_port,
+                log_level=args.log_level.lower(), access_log=False, log_config=None))
+            # uvicorn takes SIGTERM/SIGINT while it serves and passes them on when it stops.
+            serving = asyncio.create_task(server.serve(), name="worker:metrics")
+            await asyncio.wait([serving, asyncio.create_task(stop.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serving
             return EXIT_OK
 
     return asyncio.run(main())

@@ -63,7 +63,7 @@ def check_glob(pattern: str) -> str:
 
 def is_loopback_host(host: str) -> bool:
     """'localhost' or a loopback address (127.0.0.0/8, ::1); names are not resolved."""
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

@@ -3,14 +3,13 @@ them or has ended (JSON signed with HMAC-SHA256, or a Slack-compatible message).
 
 from __future__ import annotations
 
-import ipaddress
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from orchestrator_mcp.config.base import Name, OptionalSecret, Strict
+from orchestrator_mcp.config.base import Name, OptionalSecret, Strict, is_loopback_host
 
 
 class NotificationEvent(StrEnum):
@@ -26,15 +25,6 @@ DEFAULT_EVENTS = [NotificationEvent.AWAITING_APPROVAL, NotificationEvent.COMPLET
                   NotificationEvent.FAILED]
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _checked_url(url: str, *, allow_http: bool, key: str) -> str:
     """An absolute http(s) URL; plain http only to a loopback host or with allow_http.
     Errors never repeat the URL: it may hold a token."""
@@ -45,7 +35,7 @@ def _checked_url(url: str, *, allow_http: bool, key: str) -> str:
         raise ValueError(f"{key} is not a valid URL (check the port)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{key} must be an absolute http:// or https:// URL with a host")
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_http and not is_loopback_host(parts.hostname):
         raise ValueError(f"{key} must use https (plain http is sent in clear); a loopback "
                          "host may use http, or set allow_http: true on a trusted network")
     if any(c.isspace() for c in url):

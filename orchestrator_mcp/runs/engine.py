@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from orchestrator_mcp.runs.store import RunStore
     from orchestrator_mcp.telemetry.audit import AuditEntry
     from orchestrator_mcp.telemetry.audit_store import AuditLog
+    from orchestrator_mcp.telemetry.metrics import RunQueueState
 
 __all__ = ["RunConflict", "RunEngine", "RunError", "RunNotFound", "RunsUnavailable"]
 
@@ -196,6 +197,7 @@ class RunEngine:
             store = self._db
             metrics.APPROVALS_PENDING.set_function(
                 lambda: store.count(RunStatus.AWAITING_APPROVAL))
+            metrics.RUN_QUEUE.source = self.queue_state
             if self.executor:
                 self._launch_dbos()
                 from dbos import DBOS
@@ -300,6 +302,55 @@ class RunEngine:
             except Exception:  # noqa: BLE001 - the database may be down for a while
                 log.exception("heartbeat failed; retrying")
 
+    def queue_state(self) -> RunQueueState:
+        """The run queues as DBOS has them, the live executors and the oldest approval wait
+        (blocking: the sidecar's scrape calls it in a thread)."""
+        from dbos import DBOS
+
+        from orchestrator_mcp.telemetry.metrics import RunQueueState
+
+        lister = self._client if self._client is not None else DBOS if self._dbos else None
+        queued: dict[str, int] = dict.fromkeys((RUN_QUEUE, CHILD_QUEUE), 0)
+        executing: dict[str, int] = {}
+        if lister is not None:
+            for workflow in lister.list_queued_workflows(
+                    queue_name=[RUN_QUEUE, CHILD_QUEUE], status=["ENQUEUED", "PENDING"],
+                    load_input=False, load_output=False):
+                if workflow.status == "ENQUEUED":
+                    queued[workflow.queue_name or RUN_QUEUE] += 1
+                else:
+                    executor = workflow.executor_id or "unknown"
+                    executing[executor] = executing.get(executor, 0) + 1
+        now = time.time()
+        live = self._live_executors(now)
+        for executor in live:  # an idle replica shows as 0, not as no data
+            executing.setdefault(executor, 0)
+        waiting_since = self._db.oldest_waiting_since()
+        return RunQueueState(
+            queued=queued, executing=executing, executors_live=len(live),
+            oldest_approval_seconds=max(0.0, now - waiting_since) if waiting_since else 0.0)
+
+    def _live_executors(self, now: float) -> list[str]:
+        if self.database.shared:
+            return self._db.live_executors(now - self.settings.executor_dead_after_seconds)
+        if self.executor:
+            return [self.executor_id]
+        # Embedded files: the executor is the process whose pid the lock file holds (its
+        # executor id is "local" like ours).
+        try:
+            pid = int((self.data_dir / "executor.lock").read_text().strip() or 0)
+        except (OSError, ValueError):
+            return []
+        if pid <= 0:
+            return []
+        try:
+            os.kill(pid, 0)
+        except PermissionError:
+            pass  # alive, another user's
+        except OSError:
+            return []
+        return [self.executor_id]
+
     async def healthy(self) -> str | None:
         """None when the engine can use its database, else why not."""
         if not self._ready.is_set():
@@ -313,6 +364,10 @@ class RunEngine:
         return None
 
     async def stop(self) -> None:
+        from orchestrator_mcp.telemetry import metrics
+
+        if metrics.RUN_QUEUE.source == self.queue_state:
+            metrics.RUN_QUEUE.source = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

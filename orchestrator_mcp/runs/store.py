@@ -100,10 +100,11 @@ class RunStore:
             db.execute(executors.delete().where(executors.c.executor_id == executor_id,
                                                 executors.c.last_seen < silent_since))
 
-    def live_executors(self, since: float) -> int:
+    def live_executors(self, since: float) -> list[str]:
+        """Executors heard from since `since` (epoch seconds)."""
         with self.engine.connect() as db:
-            return db.execute(sa.select(sa.func.count()).select_from(executors).where(
-                executors.c.last_seen >= since)).scalar_one()
+            return list(db.execute(sa.select(executors.c.executor_id).where(
+                executors.c.last_seen >= since)).scalars())
 
     # ---- runs ----------------------------------------------------------------------
 
@@ -272,6 +273,12 @@ class RunStore:
                 (runs.c.owner == owner) & (runs.c.created_at >= since))).scalars().all()
         cost = sum(Usage.model_validate_json(u).cost_usd or 0.0 for u in usages)
         return int(active), round(cost, 6)
+
+    def oldest_waiting_since(self) -> float | None:
+        """When the longest-waiting run started waiting for approval (its last change)."""
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.min(runs.c.updated_at)).where(
+                runs.c.status == RunStatus.AWAITING_APPROVAL.value)).scalar_one()
 
     def unfinished_ids(self) -> list[str]:
         with self.engine.connect() as db:

@@ -1,5 +1,5 @@
 """Starlette app for --http: MCP at /mcp, health probes, metrics; bearer-token auth."""
 
-from orchestrator_mcp.sidecar.app import build_app
+from orchestrator_mcp.sidecar.app import build_app, build_metrics_app
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "build_metrics_app"]

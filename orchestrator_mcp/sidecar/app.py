@@ -3,6 +3,8 @@ console (/console), behind a bearer token."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,7 +41,7 @@ from orchestrator_mcp.sidecar.oauth import (
     unauthorized_challenge,
 )
 from orchestrator_mcp.sidecar.runs_routes import principal_of
-from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY
+from orchestrator_mcp.telemetry.metrics import ALERT_REJECTED, REGISTRY, WEBHOOK_SECONDS
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 
 
@@ -163,6 +165,24 @@ async def _read_capped(request: Request, cap: int, setting: str) -> bytes:
     return bytes(body)
 
 
+async def metrics(_: Request) -> Response:
+    # In a thread: some gauges are read from the runs database at scrape time.
+    body = await asyncio.to_thread(generate_latest, REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def build_metrics_app(authenticator: Authenticator) -> Starlette:
+    """What a `worker` serves with --metrics-port: /healthz (open) and /metrics (`read`),
+    because the runs, tool calls and model calls a worker executes are counted there."""
+    app = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+    app.add_middleware(BearerAuth, authenticator=authenticator)
+    return app
+
+
 def build_app(
     front: FastMCP,
     gateway: Gateway,
@@ -188,6 +208,19 @@ def build_app(
                 await authenticator.aclose()
 
     async def alertmanager_webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        code = "500"
+        try:
+            response = await _alertmanager_webhook(request)
+            code = str(response.status_code)
+            return response
+        except UserError as exc:
+            code = str(exc.status)
+            raise
+        finally:
+            WEBHOOK_SECONDS.labels(code).observe(time.perf_counter() - started)
+
+    async def _alertmanager_webhook(request: Request) -> Response:
         if alerts is None:
             return _error(404, "not_found", "alert handling is not configured")
         try:
@@ -235,9 +268,6 @@ def build_app(
             via=f"http ({decision.decided_by})" if decision.decided_by else "http")
         return JSONResponse({"run_id": record.id, "status": record.status.value})
 
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
     async def readyz(_: Request) -> Response:
         servers: dict[str, Any] = {
             h.name: {"status": h.status.value, "last_error": h.last_error}
@@ -250,9 +280,6 @@ def build_app(
              "database": database or "ok"},
             status_code=200 if ready else 503,
         )
-
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
         routes=[

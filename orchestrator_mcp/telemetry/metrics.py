@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -152,3 +160,72 @@ PRINCIPAL_REFUSED = Counter(
     ["limit"],
     registry=REGISTRY,
 )
+WEBHOOK_SECONDS = Histogram(
+    "orchestrator_webhook_request_duration_seconds",
+    "Time to answer POST /webhooks/alertmanager (read, authenticate, validate, store), by "
+    "HTTP status code.",
+    ["code"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+
+
+@dataclass(frozen=True)
+class RunQueueState:
+    """What the runs database says at one moment (see RunQueueCollector)."""
+
+    queued: dict[str, int] = field(default_factory=dict)      # queue → runs waiting
+    executing: dict[str, int] = field(default_factory=dict)   # executor id → runs taken
+    executors_live: int = 0
+    oldest_approval_seconds: float = 0.0
+
+
+class RunQueueCollector(Collector):
+    """Gauges read from the runs database when Prometheus scrapes, so every replica reports
+    the shared queue and which executor holds how many runs (a worker has no /metrics of
+    its own). The run engine sets `source`; the sidecar collects in a thread, because the
+    source queries the database."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], RunQueueState] | None = None
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to check at registration: the families depend on `source`
+
+    def collect(self) -> Iterator[Metric]:
+        source = self.source
+        if source is None:
+            return
+        try:
+            state = source()
+        except Exception:  # noqa: BLE001 - a database hiccup must not fail the whole scrape
+            log.warning("run queue metrics unavailable", exc_info=True)
+            return
+        queued = GaugeMetricFamily(
+            "orchestrator_runs_queued", "Runs waiting in a queue for an executor.",
+            labels=["queue"])
+        for queue, count in sorted(state.queued.items()):
+            queued.add_metric([queue], count)
+        executing = GaugeMetricFamily(
+            "orchestrator_runs_executing",
+            "Runs an executor has taken from the queues and not finished (waiting for an "
+            "approval included), by executor (a worker or a serve replica).",
+            labels=["executor"])
+        for executor, count in sorted(state.executing.items()):
+            executing.add_metric([executor], count)
+        yield queued
+        yield executing
+        yield GaugeMetricFamily(
+            "orchestrator_executors_live",
+            "Processes executing runs that said they were alive within "
+            "runs.executor_dead_after_seconds (on the embedded files: 1 or 0).",
+            value=state.executors_live)
+        yield GaugeMetricFamily(
+            "orchestrator_approval_oldest_wait_seconds",
+            "How long the longest-waiting run has been waiting for a human decision (0 when "
+            "none waits).",
+            value=state.oldest_approval_seconds)
+
+
+RUN_QUEUE = RunQueueCollector()
+REGISTRY.register(RUN_QUEUE)
