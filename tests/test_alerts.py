@@ -76,7 +76,11 @@ class Orchestrator:
             [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(self.config),
              "--data-dir", str(self.data), "--log-level", "WARNING", "serve", "--http",
              "--port", str(self.port)], env=self.env)
-        wait_for_port(self.port)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop(signal.SIGKILL)  # a server that never listened must not linger
+            raise
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
