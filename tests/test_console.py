@@ -239,7 +239,7 @@ def test_workflows_and_agents_start_through_the_front_tools_checks(served: str) 
     with httpx2.Client(base_url=served, headers=bearer(RUNNER), timeout=30) as http:
         bad = http.post("/console/api/workflows", json={"name": "sum-up",
                                                         "inputs": {"a": "three"}})
-        assert bad.status_code == 400 and "input 'a' must be a integer" in bad.text
+        assert bad.status_code == 400 and "input 'a' must be an integer" in bad.text
         missing = http.post("/console/api/workflows", json={"name": "sum-up", "inputs": {}})
         assert missing.status_code == 400 and "input 'a' is required" in missing.text
         started = http.post("/console/api/workflows", json={"name": "sum-up",
