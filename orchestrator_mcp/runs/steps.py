@@ -337,6 +337,7 @@ class RunSteps(DBOSConfiguredInstance):
         await self.db(store.update, run_id, status=RunStatus(status),
                       stop_reason=StopReason(stop), answer=answer, error=error,
                       usage=Usage.model_validate(usage))
+        self.ports.notify(run_id)  # the end itself: whoever waits returns now, not a second later
         record = await self.db(store.get, run_id, with_steps=False)
         if record is not None:
             tracing.run_finished(record)
