@@ -27,6 +27,7 @@ from fastmcp.client.elicitation import ElicitResult
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from mcp.client.extension import advertise
 
+from tests.browser import ARTIFACTS, chromium
 from tests.conftest import REPO, npm_server, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.test_front import http_server
@@ -36,8 +37,6 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 DELETE_HOSTILE = "CALL memory_delete_entities " + json.dumps({"entityNames": [HOSTILE]})
 APPS = [advertise(UI_EXTENSION_ID, {"mimeTypes": [UI_MIME_TYPE]})]
 HOST_PAGE = Path(__file__).parent / "apps_host"
-ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
 class Asker:
@@ -207,23 +206,8 @@ def host_page() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
-                    "/usr/bin/chromedriver): apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=900,1000"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(str(CHROMEDRIVER)))
-    try:
+    with chromium("900,1000", console_log=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 class AppsHost:
@@ -279,7 +263,6 @@ class AppsHost:
         return value
 
     async def screenshot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
         await asyncio.sleep(0.2)  # the iframe takes the size the card asked for
         await asyncio.to_thread(self.driver.save_screenshot, str(ARTIFACTS / name))
 

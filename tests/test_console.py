@@ -18,6 +18,7 @@ import httpx2
 import pytest
 import yaml
 
+from tests.browser import ARTIFACTS, chromium
 from tests.conftest import COUNTER_SERVER, REPO, write_config
 from tests.fake_openai import FakeOpenAI
 from tests.test_front import http_server
@@ -26,10 +27,7 @@ MAIN = "main-token-console-0123456"
 READER = "reader-token-console-01234"
 APPROVER = "approver-token-console-012"
 RUNNER = "runner-token-console-01234"
-ARTIFACTS = Path(__file__).parent / "artifacts"
 STATIC = REPO / "orchestrator_mcp" / "sidecar" / "console" / "static"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HOSTILE = '</script><script>alert(1)</script><img src=x onerror="alert(2)">'
 
 
@@ -296,25 +294,9 @@ def test_every_template_and_asset_ships_in_the_wheel() -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian's chromium and chromium-driver are not installed "
-                    "(apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(str(CHROMEDRIVER)))
-    driver.set_script_timeout(20)
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
+    with chromium() as driver:
+        driver.set_script_timeout(20)
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(condition: Any, timeout: float = 30, what: str = "") -> Any:
