@@ -11,9 +11,16 @@ import hashlib
 import json
 import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from orchestrator_mcp.errors import NotFound, UserError
 
@@ -81,25 +88,19 @@ def clean_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+Fact = Annotated[str, AfterValidator(clean_fact)]
+Tags = Annotated[list[str], AfterValidator(clean_tags)]
+
+
 class RememberRequest(BaseModel):
     """The arguments of memory_remember, as a model (or anything a tool result planted in
     its mind) sent them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    fact: str
-    tags: list[str] = Field(default_factory=list)
+    fact: Fact
+    tags: Tags = Field(default_factory=list)
     ttl: float | None = Field(default=None, description="seconds the memory lives")
-
-    @field_validator("fact")
-    @classmethod
-    def _fact(cls, fact: str) -> str:
-        return clean_fact(fact)
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: list[str]) -> list[str]:
-        return clean_tags(tags)
 
     @field_validator("ttl", mode="before")
     @classmethod
@@ -131,23 +132,13 @@ class Memory(BaseModel):
 
     id: str = Field(pattern=r"^mem_[0-9a-f]{20}$")
     profile: str = Field(pattern=PROFILE.pattern)
-    fact: str
-    tags: list[str] = Field(default_factory=list)
+    fact: Fact
+    tags: Tags = Field(default_factory=list)
     run_id: str | None = Field(default=None, max_length=64)
     source: Literal["run", "import"] = "run"
     approved_by: str | None = Field(default=None, max_length=128)
     created_at: float
     expires_at: float | None = None
-
-    @field_validator("fact")
-    @classmethod
-    def _fact(cls, fact: str) -> str:
-        return clean_fact(fact)
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, tags: list[str]) -> list[str]:
-        return clean_tags(tags)
 
     @classmethod
     def learned(cls, profile: str, request: RememberRequest, *, run_id: str | None,
