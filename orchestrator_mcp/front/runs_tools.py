@@ -31,6 +31,7 @@ from orchestrator_mcp.runs.errors import RunError
 from orchestrator_mcp.runs.idempotency import Idempotency
 from orchestrator_mcp.runs.models import (
     PendingApproval,
+    RunEvent,
     RunRecord,
     RunStatus,
     Usage,
@@ -194,12 +195,13 @@ def _progress_reporter(ctx: Context | None) -> Any:
         return None
     seen = 0
 
-    async def report(record: RunRecord) -> None:
+    async def report(events: list[RunEvent]) -> None:
         nonlocal seen
-        if len(record.steps) > seen:
-            seen = len(record.steps)
+        steps = [e for e in events if e.event == "step"]
+        if steps:
+            seen += len(steps)
             with contextlib.suppress(Exception):  # a host without a progress token
-                await ctx.report_progress(seen, None, record.steps[-1].summary)
+                await ctx.report_progress(seen, None, steps[-1].data.get("summary"))
 
     return report
 

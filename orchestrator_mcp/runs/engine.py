@@ -13,10 +13,9 @@ import fcntl
 import logging
 import os
 import socket
-import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,13 +141,16 @@ class RunEngine:
         self._started_at = time.time()
         self._heartbeat: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self._changed: dict[str, asyncio.Event] = {}
+        self._changed: dict[str, asyncio.Event] = {}  # run id → set on its next change
+        self._status_changed: dict[str, asyncio.Event] = {}  # … on its next status change
         self._listeners: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_file: Any = None
         self._store: RunStore | None = None
         self.executor = False
         self._dbos: Any = None
+        self._dbos_engine: sa.Engine | None = None  # ours, for DBOS on the embedded files
+        self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
         self._client: Any = None
 
     def add_kind(self, kind: RunKind) -> None:
@@ -203,11 +205,17 @@ class RunEngine:
                 from dbos import DBOS
 
                 for queue in (RUN_QUEUE, CHILD_QUEUE):
+                    # On the embedded files this process starts its own runs at once
+                    # (`enqueue`): the run queue holds only what other processes submit
+                    # (the CLI beside a server), and children come there from no one.
+                    poll = (self.settings.queue_poll_seconds
+                            if self.database.shared or queue == RUN_QUEUE
+                            else max(1.0, self.settings.queue_poll_seconds))
                     await DBOS.register_queue_async(
                         queue, worker_concurrency=self.settings.worker_concurrency,
                         concurrency=(self.settings.global_concurrency
                                      if self.database.shared else None),
-                        polling_interval_sec=self.settings.queue_poll_seconds)
+                        polling_interval_sec=poll)
                 await DBOS.register_queue_async(BACKGROUND_QUEUE)
                 if self.database.shared:
                     await asyncio.to_thread(self._beat)
@@ -249,14 +257,7 @@ class RunEngine:
         import sqlalchemy  # noqa: F401
 
     def _launch_dbos(self) -> None:
-        from dbos import DBOS
-
-        if self._dbos_url.startswith("sqlite:///"):
-            # DBOS leaves SQLite in rollback-journal mode; WAL (persistent in the file)
-            # makes each step's commit several times cheaper and lets readers run beside it.
-            with contextlib.closing(sqlite3.connect(self._dbos_url.removeprefix("sqlite:///"))
-                                    ) as db:
-                db.execute("PRAGMA journal_mode=WAL")
+        from dbos import DBOS, DBOSConfig
 
         from orchestrator_mcp.runs.ports import RunPorts
         from orchestrator_mcp.runs.steps import RunSteps
@@ -268,14 +269,24 @@ class RunEngine:
             provider_for=self._provider_for, cost_of=self._cost_of, children=self,
             notify=self._notify, connect_timeout=self.gateway.settings.connect_timeout))
         self._instances = {name: kind.build(steps) for name, kind in self.kinds.items()}
-        self._dbos = DBOS(config={
+        config: DBOSConfig = {
             "name": DBOS_APP_NAME,
             "system_database_url": self._dbos_url,
             "application_version": WORKFLOW_VERSION,
             "executor_id": self.executor_id,
             "log_level": "WARNING",
             "notification_listener_polling_interval_sec": 0.1,
-        })
+        }
+        if not self.database.shared:
+            # DBOS's own SQLite engine (IMMEDIATE transactions, foreign keys, a 30 s busy
+            # timeout) plus WAL and synchronous=NORMAL, as our tables have: its rollback
+            # journal with a full sync cost each step's checkpoint a few times more.
+            from orchestrator_mcp.db.engines import sqlite_engine
+
+            self._dbos_engine = sqlite_engine(self._dbos_url, busy_timeout_ms=30_000,
+                                              immediate=True, foreign_keys=True)
+            config["system_database_engine"] = self._dbos_engine
+        self._dbos = DBOS(config=config)
         DBOS.launch()
 
     # ---- replicas on a shared database -------------------------------------------------
@@ -312,6 +323,12 @@ class RunEngine:
         lister = self._client if self._client is not None else DBOS if self._dbos else None
         queued: dict[str, int] = dict.fromkeys((RUN_QUEUE, CHILD_QUEUE), 0)
         executing: dict[str, int] = {}
+        if not self.database.shared:
+            # One executor, which starts most runs without the queue: the runs table says.
+            waiting, children_waiting, running = self._db.queue_counts()
+            queued = {RUN_QUEUE: waiting, CHILD_QUEUE: children_waiting}
+            executing = {self.executor_id: running}
+            lister = None
         if lister is not None:
             for workflow in lister.list_queued_workflows(
                     queue_name=[RUN_QUEUE, CHILD_QUEUE], status=["ENQUEUED", "PENDING"],
@@ -381,6 +398,9 @@ class RunEngine:
 
             await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
             self._dbos = None
+        if self._dbos_engine is not None:  # DBOS leaves an engine it was given open
+            self._dbos_engine.dispose()
+            self._dbos_engine = None
         if self._store is not None:
             self._store.close()
         if self._lock_file is not None:
@@ -570,8 +590,25 @@ class RunEngine:
         from dbos import DBOS, SetWorkflowID
 
         with SetWorkflowID(run_id):
+            if not self.database.shared:
+                # The embedded files have one executor, this process: start the run now
+                # instead of at the queue's next poll (`slot` keeps worker_concurrency).
+                # DBOS records it as pending first, so a crash recovers it all the same,
+                # and starting an id that exists already starts nothing.
+                await DBOS.start_workflow_async(self._instances[kind].run, run_id)
+                return
             queue = await DBOS.retrieve_queue_async(queue_name)
             await queue.enqueue_async(self._instances[kind].run, run_id)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, child: bool) -> AsyncIterator[None]:
+        """One of this process's `worker_concurrency` run slots, held while a run
+        executes (runs.steps.RunSteps.admitted); children take none."""
+        if child:
+            yield
+            return
+        async with self._slots:
+            yield
 
     async def _send(self, run_id: str, message: Any, topic: str) -> None:
         if self._client is not None:
@@ -651,13 +688,17 @@ class RunEngine:
         executed elsewhere is seen only by reading the database again."""
         return self._changed.setdefault(run_id, asyncio.Event())
 
-    def _notify(self, run_id: str) -> None:
-        """Called by the workflow when a run changes; wakes `wait`ers and listeners."""
-        event = self._changed.pop(run_id, None)
+    def _notify(self, run_id: str, *, status: bool = False) -> None:
+        """Called by the workflow when a run changes (`status`: its status did); wakes
+        `wait`ers and listeners."""
         if self._loop is None:
             return
-        if event is not None:
-            self._loop.call_soon_threadsafe(event.set)
+        events = [self._changed.pop(run_id, None)]
+        if status:
+            events.append(self._status_changed.pop(run_id, None))
+        for event in events:
+            if event is not None:
+                self._loop.call_soon_threadsafe(event.set)
         for listener in self._listeners:
             self._loop.call_soon_threadsafe(listener, run_id)
 
@@ -666,25 +707,40 @@ class RunEngine:
         self._listeners.append(listener)
 
     async def wait(self, run_id: str, timeout: float, *, until_attention: bool = True,
-                   on_progress: Callable[[RunRecord], Awaitable[None]] | None = None,
+                   on_progress: Callable[[list[RunEvent]], Awaitable[None]] | None = None,
                    ) -> RunRecord:
-        """Wait until the run finishes (or, with `until_attention`, needs an approval).
-        Woken by the executing workflow; re-reads at least every second, which is how a
-        process that does not execute the run sees it move."""
+        """Wait until the run finishes (or, with `until_attention`, needs an approval), then
+        return it. Woken by the executing workflow; re-reads at least every second, which is
+        how a process that does not execute the run sees it move. Each wake reads the run's
+        status only; with `on_progress`, also its new stream events, which it is given."""
         deadline = time.monotonic() + timeout
+        after = 0
+        wakes = self._changed if on_progress is not None else self._status_changed
         while True:
-            event = self._changed.setdefault(run_id, asyncio.Event())
-            record = await self.get(run_id)
-            if on_progress is not None:
-                await on_progress(record)
-            if record.status.finished or (
-                until_attention and record.status is RunStatus.AWAITING_APPROVAL):
-                return record
+            event = wakes.setdefault(run_id, asyncio.Event())
+            if on_progress is None:
+                head = await self._head(run_id)
+            else:
+                head, events = await self.events_after(run_id, after)
+                if events:
+                    after = max(after, events[-1].id)
+                    await on_progress(events)
+            if head.status.finished or (
+                    until_attention and head.status is RunStatus.AWAITING_APPROVAL):
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return record
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), min(remaining, 1.0))
+        return await self.get(run_id)
+
+    async def _head(self, run_id: str) -> RunHead:
+        await self.ready()
+        head = await asyncio.to_thread(self._db.head, run_id)
+        if head is None:
+            raise RunNotFound(f"no run '{run_id}'; list_runs shows the runs there are")
+        return head
 
     async def approve(
         self,
@@ -726,6 +782,7 @@ class RunEngine:
         await self._cancel(run_id)
         await asyncio.to_thread(self._db.update, run_id, status=RunStatus.CANCELLED,
                                 stop_reason=StopReason.CANCELLED, error="cancelled on request")
+        self._notify(run_id, status=True)
         record = await self.get(run_id)
         tracing.run_finished(record)  # the workflow, cancelled, never reaches its finish step
         return record

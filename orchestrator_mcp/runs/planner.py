@@ -115,6 +115,10 @@ class Planner(DBOSConfiguredInstance):
 
     @DBOS.workflow(name=PLANNER.workflow_name)
     async def run(self, run_id: str) -> dict[str, Any]:
+        async with self.steps.admitted(run_id):
+            return await self._plan(run_id)
+
+    async def _plan(self, run_id: str) -> dict[str, Any]:
         spec = await self.steps.start(run_id)
         profile = self.steps.profile(spec["profile"])
         deadline = spec["created_at"] + profile.budgets.max_seconds

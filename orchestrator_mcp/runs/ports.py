@@ -7,7 +7,8 @@ that step layer. Nothing here imports DBOS.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,14 +50,24 @@ class Tools(Protocol):
                         ) -> mcp_types.CallToolResult: ...
 
 
+class Notify(Protocol):
+    """The run changed: wakes its waiters and listeners; `status`: its status changed
+    (what `RunEngine.wait` waits for)."""
+
+    def __call__(self, run_id: str, /, *, status: bool = False) -> None: ...
+
+
 class ChildRuns(Protocol):
-    """Records and queues the runs a run starts (delegations, workflow agent steps)."""
+    """Records and queues the runs a run starts (delegations, workflow agent steps), and
+    admits runs to execute in this process."""
 
     async def create(self, goal: str, profile: str, context: dict[str, Any] | None = None, *,
                      parent_id: str | None = None, source: str = "mcp",
                      run_id: str | None = None) -> RunRecord: ...
 
     async def enqueue(self, run_id: str, *, kind: str = "run", child: bool = False) -> None: ...
+
+    def slot(self, *, child: bool) -> AbstractAsyncContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -69,5 +80,5 @@ class RunPorts:
     provider_for: ProviderFor
     cost_of: CostOf
     children: ChildRuns
-    notify: Callable[[str], None]  # the run changed: wakes waiters and listeners
+    notify: Notify
     connect_timeout: float  # how long a step waits for servers still connecting

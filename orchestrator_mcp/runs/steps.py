@@ -16,9 +16,10 @@ This module imports DBOS, so only the run engine imports it, after start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from dbos import DBOS, DBOSConfiguredInstance
@@ -107,6 +108,11 @@ class RunSteps(DBOSConfiguredInstance):
         """A blocking store call, off the event loop."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def update(self, run_id: str, **fields: Any) -> None:
+        """Change the run (`RunStore.update`) and wake whoever waits for it."""
+        await self.db(self.ports.store.update, run_id, **fields)
+        self.ports.notify(run_id, status="status" in fields)
+
     async def record(self, run_id: str, n: int, kind: str, summary: str, **detail: Any
                      ) -> None:
         """Write (or, on replay, overwrite) history entry `n` and wake the run's waiters."""
@@ -114,6 +120,17 @@ class RunSteps(DBOSConfiguredInstance):
                           summary=redact_text(summary, limit=500), detail=detail)
         await self.db(self.ports.store.add_step, run_id, step)
         self.ports.notify(run_id)
+
+    @contextlib.asynccontextmanager
+    async def admitted(self, run_id: str) -> AsyncIterator[None]:
+        """Workflow code around a run's whole execution: hold one of this process's run
+        slots (`runs.worker_concurrency`) meanwhile. A child run (a delegation, a workflow's
+        agent step) takes none: its parent holds one and waits for it, so children can
+        never be starved by their parents. Not a step: a replayed run waits again."""
+        record = await self.db(self.ports.store.get, run_id, with_steps=False)
+        async with self.ports.children.slot(
+                child=record is not None and record.parent_id is not None):
+            yield
 
     async def catalog_ready(self) -> None:
         """Runs recovered at start-up must not see a catalog whose servers are still
@@ -164,8 +181,7 @@ class RunSteps(DBOSConfiguredInstance):
         record = await self.db(self.ports.store.get, run_id, with_steps=False)
         waiting = PendingApproval.model_validate(pending).model_copy(
             update={"owner": record.owner if record is not None else None})
-        await self.db(self.ports.store.update, run_id, status=RunStatus.AWAITING_APPROVAL,
-                      pending=waiting)
+        await self.update(run_id, status=RunStatus.AWAITING_APPROVAL, pending=waiting)
         needs = (f" ({waiting.approvers} approvers)" if waiting.approvers > 1 else "")
         await self.record(run_id, n, "approval", f"waiting for approval of {waiting.tool}"
                           f"{needs}: {waiting.reason}", pending=waiting.model_dump())
@@ -186,7 +202,7 @@ class RunSteps(DBOSConfiguredInstance):
             await self.db(self.ports.audit.record, kind="approval", run_id=run_id, tool=tool,
                           caller=decision.decided_by,
                           outcome=f"approved {len(waiting.approved_by)} of {waiting.approvers}")
-            await self.db(self.ports.store.update, run_id, pending=waiting)
+            await self.update(run_id, pending=waiting)
             note = StepRecord(n=0, kind="approval", at=time.time(),
                               summary=approvals.partial_summary(tool, decision, left),
                               detail={"decision": raw})
@@ -203,7 +219,7 @@ class RunSteps(DBOSConfiguredInstance):
         await self.db(self.ports.audit.record, kind="approval", run_id=run_id, tool=tool,
                       caller=decision.decided_by if decision else "expiry", outcome=outcome,
                       arguments=decision.modified_arguments if decision else None)
-        await self.db(self.ports.store.update, run_id, status=RunStatus.RUNNING, pending=None)
+        await self.update(run_id, status=RunStatus.RUNNING, pending=None)
         approvers = [*approved_before, decision.decided_by] if decision else []
         await self.record(run_id, n, "approval",
                           approvals.summary(tool, decision, approvers), decision=raw,
@@ -215,8 +231,7 @@ class RunSteps(DBOSConfiguredInstance):
         record = await self.db(self.ports.store.get, run_id, with_steps=False)
         if record is None:
             raise LookupError(f"run {run_id} is not in the runs table")
-        await self.db(self.ports.store.update, run_id, status=RunStatus.RUNNING)
-        self.ports.notify(run_id)
+        await self.update(run_id, status=RunStatus.RUNNING)
         return {"goal": record.goal, "profile": record.profile, "context": record.context,
                 "workflow": record.workflow, "created_at": record.created_at}
 
@@ -265,16 +280,18 @@ class RunSteps(DBOSConfiguredInstance):
                               data=None if is_error else _data(result, text))
         seconds = time.perf_counter() - started
         metrics.STEP_SECONDS.labels("tool").observe(seconds)
-        await self.db(self.ports.audit.record, kind="tool_call", run_id=run_id, tool=tool,
-                      caller=f"run:{run_id}", outcome="error" if is_error else "ok",
-                      arguments=arguments, seconds=seconds)
+        audit = self.ports.audit.row(kind="tool_call", run_id=run_id, tool=tool,
+                                     caller=f"run:{run_id}",
+                                     outcome="error" if is_error else "ok",
+                                     arguments=arguments, seconds=seconds)
         step = StepRecord(n=n, kind="tool", at=time.time(),
                           summary=f"{tool}: {'error' if is_error else 'ok'}",
                           detail={"tool": tool, "arguments": arguments, "is_error": is_error,
                                   "result": redact_text(text, limit=4000),
                                   "seconds": round(time.perf_counter() - started, 4),
                                   "repeated_after_restart": state == "started"})
-        await self.db(store.finish_tool_call, run_id, call_id, outcome.model_dump(), step)
+        await self.db(store.finish_tool_call, run_id, call_id, outcome.model_dump(), step,
+                      audit)
         self.ports.notify(run_id)
         return outcome.model_dump()
 
@@ -334,10 +351,9 @@ class RunSteps(DBOSConfiguredInstance):
         # The note first: a run stream ends at the run's `end`.
         await self.record(run_id, n, "note", f"run {status}: {stop}", answer=answer,
                           error=error)
-        await self.db(store.update, run_id, status=RunStatus(status),
-                      stop_reason=StopReason(stop), answer=answer, error=error,
-                      usage=Usage.model_validate(usage))
-        self.ports.notify(run_id)  # the end itself: whoever waits returns now, not a second later
+        # The end itself: whoever waits returns now, not a second later.
+        await self.update(run_id, status=RunStatus(status), stop_reason=StopReason(stop),
+                          answer=answer, error=error, usage=Usage.model_validate(usage))
         record = await self.db(store.get, run_id, with_steps=False)
         if record is not None:
             tracing.run_finished(record)

@@ -14,15 +14,22 @@ and context are kept as given: the run reads them back to work on them.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
 from orchestrator_mcp.db import migrate
+from orchestrator_mcp.db.engines import sqlite_engine
 from orchestrator_mcp.db.statements import insert_if_absent
-from orchestrator_mcp.db.tables import executors, run_events, run_steps, runs, tool_calls
+from orchestrator_mcp.db.tables import (
+    audit_log,
+    executors,
+    run_events,
+    run_steps,
+    runs,
+    tool_calls,
+)
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunEvent,
@@ -41,33 +48,35 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
-def _wal(cursor: Any) -> None:
-    """Put the file in WAL mode. On a new file, processes opening it at once (a front and a
-    worker) may be told it is locked without the busy timeout being waited: try again."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+# The statements of every step, built once: building and keying a statement costs more
+# than SQLite takes to run it.
+_STEP_KEPT = sa.select(run_steps.c.kind, run_steps.c.summary, run_steps.c.detail).where(
+    (run_steps.c.run_id == sa.bindparam("run_id")) & (run_steps.c.n == sa.bindparam("n")))
+_STEP_DELETE = run_steps.delete().where(
+    (run_steps.c.run_id == sa.bindparam("run_id")) & (run_steps.c.n == sa.bindparam("n")))
+_STEP_INSERT = run_steps.insert()
+_NEXT_SEQ = runs.update().where(runs.c.id == sa.bindparam("run_id")).values(
+    seq=runs.c.seq + 1).returning(runs.c.seq)
+_NEXT_SEQ_USAGE = runs.update().where(runs.c.id == sa.bindparam("run_id")).values(
+    seq=runs.c.seq + 1, usage=sa.bindparam("new_usage"),
+    updated_at=sa.bindparam("at")).returning(runs.c.seq)
+_HEAD = sa.select(runs.c.status, runs.c.seq).where(runs.c.id == sa.bindparam("run_id"))
+_CALL_KEPT = sa.select(tool_calls.c.state, tool_calls.c.result).where(
+    (tool_calls.c.run_id == sa.bindparam("run_id"))
+    & (tool_calls.c.call_id == sa.bindparam("call_id")))
+_CALL_INSERT = tool_calls.insert()
+# (an UPDATE's parameters are named apart from the columns it sets)
+_CALL_DONE = tool_calls.update().where(
+    (tool_calls.c.run_id == sa.bindparam("of_run"))
+    & (tool_calls.c.call_id == sa.bindparam("of_call"))
+).values(state="done", finished_at=sa.bindparam("at"), result=sa.bindparam("outcome"))
+_AUDIT_INSERT = audit_log.insert()
 
 
 class RunStore:
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            @sa.event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_connection: Any, _: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                _wal(cursor)
-                # WAL + NORMAL: a commit survives a process crash (what runs must
-                # survive); only a power loss may drop the last commits.
-                cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.execute("PRAGMA busy_timeout=10000")
-                cursor.close()
+        self.engine = (sqlite_engine(url) if url.startswith("sqlite")
+                       else sa.create_engine(url))
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
@@ -220,6 +229,12 @@ class RunStore:
                 ]
         return self._record(row, steps)
 
+    def head(self, run_id: str) -> RunHead | None:
+        """The run's status and last sequence number (what waiting for it reads)."""
+        with self.engine.connect() as db:
+            row = db.execute(_HEAD, {"run_id": run_id}).first()
+        return None if row is None else RunHead(status=RunStatus(row.status), seq=row.seq)
+
     def list(
         self,
         *,
@@ -274,6 +289,18 @@ class RunStore:
         cost = sum(Usage.model_validate_json(u).cost_usd or 0.0 for u in usages)
         return int(active), round(cost, 6)
 
+    def queue_counts(self) -> tuple[int, int, int]:
+        """Runs queued (top-level, children) and executing (an approval wait included)."""
+        child = runs.c.parent_id.is_not(None)
+        with self.engine.connect() as db:
+            counts = {(status, bool(is_child)): n for status, is_child, n in db.execute(
+                sa.select(runs.c.status, child, sa.func.count())
+                .where(runs.c.status.in_([s.value for s in RunStatus if not s.finished]))
+                .group_by(runs.c.status, child))}
+        queued = RunStatus.QUEUED.value
+        executing = sum(n for (status, _), n in counts.items() if status != queued)
+        return counts.get((queued, False), 0), counts.get((queued, True), 0), executing
+
     def oldest_waiting_since(self) -> float | None:
         """When the longest-waiting run started waiting for approval (its last change)."""
         with self.engine.connect() as db:
@@ -314,11 +341,8 @@ class RunStore:
         """Idempotent: a step replayed after a crash overwrites its own row. With `usage`,
         the run's usage is updated in the same transaction."""
         with self.engine.begin() as db:
-            if usage is None:
-                self._put_step(db, run_id, step)
-            else:
-                self._put_step(db, run_id, step, usage=usage.model_dump_json(),
-                               updated_at=time.time())
+            self._put_step(db, run_id, step,
+                           usage=None if usage is None else usage.model_dump_json())
 
     NOTES_FROM = 1_000_000  # history entries added from outside a run are numbered from here
 
@@ -340,25 +364,27 @@ class RunStore:
         return True
 
     @staticmethod
-    def _put_step(db: Any, run_id: str, step: StepRecord, **run_values: Any) -> None:
-        """Write a history entry under the run's next sequence number, with `run_values`
-        set on the run in the same statement. The same entry written again (a step replayed
-        after a crash) keeps its number, so a stream does not send it twice."""
+    def _put_step(db: Any, run_id: str, step: StepRecord, usage: str | None = None) -> None:
+        """Write a history entry under the run's next sequence number, with the run's
+        `usage` (JSON) set in the same statement. The same entry written again (a step
+        replayed after a crash) keeps its number, so a stream does not send it twice."""
         summary, detail = redact_text(step.summary), _dumps(redact(step.detail))
-        where = (run_steps.c.run_id == run_id) & (run_steps.c.n == step.n)
-        kept = db.execute(sa.select(run_steps.c.kind, run_steps.c.summary,
-                                    run_steps.c.detail).where(where)).first()
+        key = {"run_id": run_id, "n": step.n}
+        kept = db.execute(_STEP_KEPT, key).first()
         if kept is not None and tuple(kept) == (step.kind, summary, detail):
-            if run_values:
-                db.execute(runs.update().where(runs.c.id == run_id).values(**run_values))
+            if usage is not None:
+                db.execute(runs.update().where(runs.c.id == run_id).values(
+                    usage=usage, updated_at=time.time()))
             return
-        seq = db.execute(runs.update().where(runs.c.id == run_id).values(
-            seq=runs.c.seq + 1, **run_values).returning(runs.c.seq)).scalar()
+        if usage is None:
+            seq = db.execute(_NEXT_SEQ, {"run_id": run_id}).scalar()
+        else:
+            seq = db.execute(_NEXT_SEQ_USAGE, {"run_id": run_id, "new_usage": usage,
+                                               "at": time.time()}).scalar()
         if kept is not None:
-            db.execute(run_steps.delete().where(where))
-        db.execute(run_steps.insert().values(
-            run_id=run_id, n=step.n, kind=step.kind, at=step.at, summary=summary,
-            detail=detail, seq=seq or 0))
+            db.execute(_STEP_DELETE, key)
+        db.execute(_STEP_INSERT, {**key, "kind": step.kind, "at": step.at, "summary": summary,
+                                  "detail": detail, "seq": seq or 0})
 
     # ---- the run stream ---------------------------------------------------------------
 
@@ -433,21 +459,22 @@ class RunStore:
         again. ("started", None): it was sent and the process died before a result came
         back — in doubt.
         """
+        key = {"run_id": run_id, "call_id": call_id}
         with self.engine.begin() as db:
-            row = db.execute(sa.select(tool_calls.c.state, tool_calls.c.result).where(
-                (tool_calls.c.run_id == run_id) & (tool_calls.c.call_id == call_id))).first()
+            row = db.execute(_CALL_KEPT, key).first()
             if row is not None:
                 return row[0], json.loads(row[1]) if row[1] else None
-            db.execute(tool_calls.insert().values(
-                run_id=run_id, call_id=call_id, tool=tool, state="started",
-                started_at=time.time()))
+            db.execute(_CALL_INSERT, {**key, "tool": tool, "state": "started",
+                                      "started_at": time.time()})
             return "new", None
 
-    def finish_tool_call(self, run_id: str, call_id: str, result: Any,
-                         step: StepRecord) -> None:
-        """Keep the call's result and its history entry, in one transaction."""
+    def finish_tool_call(self, run_id: str, call_id: str, result: Any, step: StepRecord,
+                         audit: dict[str, Any] | None = None) -> None:
+        """Keep the call's result, its history entry and its audit row (`AuditLog.row`),
+        in one transaction."""
         with self.engine.begin() as db:
-            db.execute(tool_calls.update().where(
-                (tool_calls.c.run_id == run_id) & (tool_calls.c.call_id == call_id)
-            ).values(state="done", finished_at=time.time(), result=_dumps(redact(result))))
+            db.execute(_CALL_DONE, {"of_run": run_id, "of_call": call_id, "at": time.time(),
+                                    "outcome": _dumps(redact(result))})
             self._put_step(db, run_id, step)
+            if audit is not None:
+                db.execute(_AUDIT_INSERT, audit)

@@ -44,16 +44,20 @@ class AuditLog:
 
     def record_many(self, entries: list[dict[str, Any]]) -> None:
         """Several entries (keyword sets of `record`) in one transaction."""
-        rows = [dict(
-            at=e.get("at") or time.time(), kind=e["kind"], run_id=e.get("run_id"),
-            caller=e["caller"][:128], tool=e.get("tool"),
-            arguments=bounded_json(e["arguments"]) if e.get("arguments") is not None
-            else None,
-            outcome=e["outcome"],
-            duration_ms=round(e["seconds"] * 1000, 3) if e.get("seconds") else None)
-            for e in entries]
+        rows = [self.row(**e) for e in entries]
         with self.engine.begin() as db:
             db.execute(audit_log.insert(), rows)
+
+    @staticmethod
+    def row(*, kind: str, caller: str, outcome: str, run_id: str | None = None,
+            tool: str | None = None, arguments: Any = None, seconds: float | None = None,
+            at: float | None = None) -> dict[str, Any]:
+        """The table row of an entry, for a transaction of someone else's to insert
+        (`RunStore.finish_tool_call`)."""
+        return dict(at=at or time.time(), kind=kind, run_id=run_id, caller=caller[:128],
+                    tool=tool, arguments=bounded_json(arguments) if arguments is not None
+                    else None, outcome=outcome,
+                    duration_ms=round(seconds * 1000, 3) if seconds else None)
 
     def query(self, *, run_id: str | None = None, tool: str | None = None,
               kind: str | None = None, since: float | None = None,

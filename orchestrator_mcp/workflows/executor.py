@@ -110,6 +110,10 @@ class WorkflowExecutor(DBOSConfiguredInstance):
 
     @DBOS.workflow(name=WORKFLOW_NAME)
     async def run(self, run_id: str) -> dict[str, Any]:
+        async with self.steps.admitted(run_id):
+            return await self._execute(run_id)
+
+    async def _execute(self, run_id: str) -> dict[str, Any]:
         spec = await self.steps.start(run_id)
         if spec["workflow"] is None:
             raise LookupError(f"run {run_id} is not a workflow run")
