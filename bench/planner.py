@@ -112,6 +112,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{'concurrent runs':>15} {'loop':>8} {'runs':>5}  {'ms per step, median [min–max]':>30}"
           f"  {'steps/s, median':>15}")
     ratios = []
+    measured: dict[int, tuple[float, float]] = {}  # concurrency → durable ms per step, steps/s
     for concurrency in args.concurrency:
         runs = max(args.runs_per_level, concurrency)
         ms: dict[str, list[float]] = {"plain": [], "durable": []}
@@ -127,12 +128,25 @@ async def main(args: argparse.Namespace) -> None:
             print(f"{concurrency:>15} {name:>8} {runs:>5}  {spread(ms[name]):>30}"
                   f"  {statistics.median(rates[name]):>15.0f}")
         ratios.append((concurrency, round_ratios))
+        measured[concurrency] = (statistics.median(ms["durable"]),
+                                 statistics.median(rates["durable"]))
     print("\nprice of durability (plain steps/s ÷ durable steps/s in the same round), "
           "median [min–max]:")
     for concurrency, values in ratios:
         print(f"  {concurrency:>4} concurrent: {spread(values, 1)}x")
+    print("\ntargets (medians):")
+    for concurrency, target_ms, target_rate in ((1, 5.0, None), (100, None, 300.0)):
+        if concurrency not in measured:
+            continue
+        ms_, rate = measured[concurrency]
+        if target_ms is not None:
+            print(f"  {concurrency:>4} concurrent: {ms_:.2f} ms per durable step (target ≤ "
+                  f"{target_ms:g}): {'PASS' if ms_ <= target_ms else 'MISS'}")
+        if target_rate is not None:
+            print(f"  {concurrency:>4} concurrent: {rate:.0f} durable steps/s (target ≥ "
+                  f"{target_rate:g}): {'PASS' if rate >= target_rate else 'MISS'}")
+    await engine.stop()  # first: its runs call into the gateway
     await gateway.stop()
-    await engine.stop()
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from orchestrator_mcp.knowledge.store import KnowledgeBase
     from orchestrator_mcp.memory import Memories
+    from orchestrator_mcp.runs.changes import StatusListener
     from orchestrator_mcp.runs.store import RunStore
     from orchestrator_mcp.telemetry.audit import AuditEntry
     from orchestrator_mcp.telemetry.audit_store import AuditLog
@@ -76,6 +77,10 @@ CHILD_QUEUE = "orchestrator_child_runs"
 # apart with no concurrency limit: it mostly waits for a run to end, so it must never hold
 # the slots runs need.
 BACKGROUND_QUEUE = "orchestrator_background"
+# How often a waiter re-reads a run it was not told about: every second, or, while this
+# process hears status changes from the shared database (runs.changes), every 10 s.
+RECHECK_SECONDS = 1.0
+RECHECK_LISTENING_SECONDS = 10.0
 
 
 def default_profiles(configured: dict[str, ProfileConfig]) -> dict[str, ProfileConfig]:
@@ -151,6 +156,7 @@ class RunEngine:
         self._dbos: Any = None
         self._dbos_engine: sa.Engine | None = None  # ours, for DBOS on the embedded files
         self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
+        self._listener: StatusListener | None = None
         self._client: Any = None
 
     def add_kind(self, kind: RunKind) -> None:
@@ -200,6 +206,14 @@ class RunEngine:
             metrics.APPROVALS_PENDING.set_function(
                 lambda: store.count(RunStatus.AWAITING_APPROVAL))
             metrics.RUN_QUEUE.source = self.queue_state
+            if self.database.shared:
+                # Runs this process waits for may execute in another one.
+                from orchestrator_mcp.runs.changes import StatusListener
+
+                self._listener = StatusListener(
+                    self._dbos_url, lambda run_id: self._notify(run_id, status=True),
+                    self._wake_all, self.database.scrub)
+                self._listener.start()
             if self.executor:
                 self._launch_dbos()
                 from dbos import DBOS
@@ -385,6 +399,9 @@ class RunEngine:
 
         if metrics.RUN_QUEUE.source == self.queue_state:
             metrics.RUN_QUEUE.source = None
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -702,6 +719,13 @@ class RunEngine:
         for listener in self._listeners:
             self._loop.call_soon_threadsafe(listener, run_id)
 
+    def _wake_all(self) -> None:
+        """Wake every waiter to re-read (changes may have been missed)."""
+        for waiting in (self._changed, self._status_changed):
+            for event in waiting.values():
+                event.set()
+            waiting.clear()
+
     def on_change(self, listener: Callable[[str], None]) -> None:
         """`listener(run_id)` runs on the engine's loop whenever a run changes."""
         self._listeners.append(listener)
@@ -710,9 +734,11 @@ class RunEngine:
                    on_progress: Callable[[list[RunEvent]], Awaitable[None]] | None = None,
                    ) -> RunRecord:
         """Wait until the run finishes (or, with `until_attention`, needs an approval), then
-        return it. Woken by the executing workflow; re-reads at least every second, which is
-        how a process that does not execute the run sees it move. Each wake reads the run's
-        status only; with `on_progress`, also its new stream events, which it is given."""
+        return it. Woken by the executing workflow, or, for a run executed by another
+        process on a shared database, by its status notification (runs.changes); re-reads
+        anyway every RECHECK_SECONDS (RECHECK_LISTENING_SECONDS while notifications come).
+        Each wake reads the run's status only; with `on_progress`, also its new stream
+        events, which it is given."""
         deadline = time.monotonic() + timeout
         after = 0
         wakes = self._changed if on_progress is not None else self._status_changed
@@ -731,8 +757,11 @@ class RunEngine:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
+            told = (on_progress is None and self._listener is not None
+                    and self._listener.listening)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(remaining, 1.0))
+                await asyncio.wait_for(event.wait(), min(
+                    remaining, RECHECK_LISTENING_SECONDS if told else RECHECK_SECONDS))
         return await self.get(run_id)
 
     async def _head(self, run_id: str) -> RunHead:

@@ -30,6 +30,7 @@ from orchestrator_mcp.db.tables import (
     runs,
     tool_calls,
 )
+from orchestrator_mcp.runs.changes import notify_status
 from orchestrator_mcp.runs.models import (
     PendingApproval,
     RunEvent,
@@ -181,6 +182,8 @@ class RunStore:
                 query = query.where(runs.c.status.notin_(
                     [s.value for s in RunStatus if s.finished]))
             last = db.execute(query.values(**values).returning(runs.c.seq)).scalar()
+            if last is not None and status is not None:
+                notify_status(db, run_id)
             if last is not None and events:
                 first = last - len(events) + 1
                 db.execute(run_events.insert(), [
