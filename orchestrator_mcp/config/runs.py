@@ -19,8 +19,9 @@ class RunsSettings(Strict):
         description="runs executing at once across all replicas (shared database only)")
     queue_poll_seconds: float = Field(
         default=0.1, ge=0.005, le=10,
-        description="how often an executing process looks for queued runs: the most a run "
-        "waits to start; every look is a database transaction, also when idle")
+        description="how often an executing process looks for queued runs: the most a "
+        "queued run waits to start (on the embedded files the serving process starts its own "
+        "runs at once); every look is a database transaction, also when idle")
     heartbeat_seconds: float = Field(default=2, gt=0, le=60)
     executor_dead_after_seconds: float = Field(
         default=15, gt=0, le=3600, description="a replica silent this long is presumed dead "
