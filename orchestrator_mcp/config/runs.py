@@ -17,11 +17,19 @@ class RunsSettings(Strict):
     global_concurrency: int | None = Field(
         default=None, ge=1, le=1_000_000,
         description="runs executing at once across all replicas (shared database only)")
-    queue_poll_seconds: float = Field(
-        default=0.1, ge=0.005, le=10,
+    queue_poll_seconds: float | None = Field(
+        default=None, ge=0.005, le=10,
         description="how often an executing process looks for queued runs: the most a "
-        "queued run waits to start (on the embedded files the serving process starts its own "
-        "runs at once); every look is a database transaction, also when idle")
+        "queued run waits to start; every look is a database transaction, also when idle. "
+        "Default: 0.1 on a shared database (every run is queued); 1 on the embedded files, "
+        "where the serving process starts its own runs at once and only runs submitted by "
+        "another process (the CLI beside a server) are queued")
+
+    def poll_seconds(self, shared: bool) -> float:
+        """`queue_poll_seconds`, or its default for this kind of database."""
+        if self.queue_poll_seconds is not None:
+            return self.queue_poll_seconds
+        return 0.1 if shared else 1.0
     heartbeat_seconds: float = Field(default=2, gt=0, le=60)
     executor_dead_after_seconds: float = Field(
         default=15, gt=0, le=3600, description="a replica silent this long is presumed dead "

@@ -219,17 +219,11 @@ class RunEngine:
                 from dbos import DBOS
 
                 for queue in (RUN_QUEUE, CHILD_QUEUE):
-                    # On the embedded files this process starts its own runs at once
-                    # (`enqueue`): the run queue holds only what other processes submit
-                    # (the CLI beside a server), and children come there from no one.
-                    poll = (self.settings.queue_poll_seconds
-                            if self.database.shared or queue == RUN_QUEUE
-                            else max(1.0, self.settings.queue_poll_seconds))
                     await DBOS.register_queue_async(
                         queue, worker_concurrency=self.settings.worker_concurrency,
                         concurrency=(self.settings.global_concurrency
                                      if self.database.shared else None),
-                        polling_interval_sec=poll)
+                        polling_interval_sec=self.settings.poll_seconds(self.database.shared))
                 await DBOS.register_queue_async(BACKGROUND_QUEUE)
                 if self.database.shared:
                     await asyncio.to_thread(self._beat)
