@@ -75,6 +75,24 @@ def test_validating_the_config_imports_no_agent_tools(tmp_path: Path) -> None:
     assert done.stdout.strip() == "[]"
 
 
+
+def test_re2_loads_when_a_tool_first_scans_not_with_the_agents(tmp_path: Path) -> None:
+    """Every server builds the agents; RE2 (≈ 2 MB of an idle server) waits for a scan."""
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from orchestrator_mcp.agents import build_enabled_agents
+        from orchestrator_mcp.config.agents import AgentsSettings
+        build_enabled_agents(AgentsSettings(), Path({str(tmp_path)!r}), Path({str(tmp_path)!r}))
+        assert "re2" not in sys.modules, "re2 imported with the agents"
+        from orchestrator_mcp.agents._logfiles import severity
+        assert severity("12:00 ERROR disk full") == ("error", 6)
+        assert "re2" in sys.modules
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+
 ECHO_AGENT = '''
 """A test agent declared in one light module: settings, registry entry and tools."""
 from pydantic import Field

@@ -402,10 +402,27 @@ def test_concurrent_first_opens_all_succeed(target: Target) -> None:
 
 # ---- start-up weight -------------------------------------------------------------------
 
-def test_alembic_is_imported_only_when_upgrading() -> None:
+def test_alembic_is_imported_only_when_upgrading(tmp_path: Path) -> None:
+    """Not at import, and not when the database is already at head (what nearly every start
+    finds): Alembic, with Mako and Pygments, is about 8 MB of an idle server's memory."""
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    RunStore(url).close()  # migrated to head here
     code = ("import sys, orchestrator_mcp.app, orchestrator_mcp.runs.store, "
             "orchestrator_mcp.telemetry.audit_store, orchestrator_mcp.alerts.store\n"
-            "assert 'alembic' not in sys.modules, 'alembic imported'")
+            "assert 'alembic' not in sys.modules, 'alembic imported'\n"
+            "from orchestrator_mcp.runs.store import RunStore\n"
+            "from orchestrator_mcp.telemetry.audit_store import AuditLog\n"
+            f"store = RunStore({url!r}); AuditLog(store.engine); store.close()\n"
+            "assert 'alembic' not in sys.modules, 'alembic imported at head'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_head_read_without_alembic_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", migrate.SCRIPT_LOCATION)
+    assert migrate.HEAD == ScriptDirectory.from_config(config).get_current_head() == HEAD

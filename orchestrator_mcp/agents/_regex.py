@@ -10,15 +10,20 @@ lookaround, atomic groups — is refused with an error that says what to write i
 
 `user_pattern` is for expressions a caller supplies (logs_grep, logs_journal's `grep`);
 `fixed_pattern` is for the agents' own expressions that scan untrusted text (diffs, files).
+RE2 is imported, and fixed expressions compiled, on first use: the agents' modules load
+with every server, and RE2 (≈ 2 MB) is not needed until a tool scans something.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import re2
 from fastmcp.exceptions import ToolError
+
+if TYPE_CHECKING:
+    import re2
 
 MAX_PATTERN_CHARS = 500
 # RE2's memory budget per expression (program + DFA cache). re2 keeps the last 128 compiled
@@ -68,6 +73,8 @@ class Pattern(Protocol):
 
 
 def _options(ignore_case: bool) -> re2.Options:
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # errors are raised, not written to stderr
     options.max_mem = _MAX_MEM
@@ -108,6 +115,8 @@ def user_pattern(pattern: str, ignore_case: bool = False) -> Pattern:
     if len(pattern) > MAX_PATTERN_CHARS:
         raise ToolError(f"the pattern is {len(pattern)} characters long; the limit is "
                         f"{MAX_PATTERN_CHARS} — use a shorter regular expression")
+    import re2
+
     try:
         return re2.compile(pattern, _options(ignore_case))
     except re2.error as exc:
@@ -119,5 +128,28 @@ def user_pattern(pattern: str, ignore_case: bool = False) -> Pattern:
 
 
 def fixed_pattern(pattern: str, ignore_case: bool = False) -> Pattern:
-    """One of the agents' own expressions, compiled for RE2 (an error here is a bug)."""
-    return re2.compile(pattern, _options(ignore_case))
+    """One of the agents' own expressions, compiled for RE2 when first used (an error there
+    is a bug)."""
+    return _FixedPattern(pattern, ignore_case)
+
+
+class _FixedPattern:
+    def __init__(self, pattern: str, ignore_case: bool) -> None:
+        self._pattern = pattern
+        self._ignore_case = ignore_case
+
+    @property
+    def pattern(self) -> str:
+        return self._pattern
+
+    @functools.cached_property
+    def _compiled(self) -> Pattern:
+        import re2
+
+        return re2.compile(self._pattern, _options(self._ignore_case))
+
+    def search(self, text: str) -> Match | None:
+        return self._compiled.search(text)
+
+    def finditer(self, text: str) -> Iterator[Match]:
+        return self._compiled.finditer(text)

@@ -1,7 +1,10 @@
 """Bring our tables to the newest schema, with Alembic (revisions in `db/migrations/versions`).
 
 `upgrade(engine)` runs once per engine (the stores call it when they open one; after the
-first, a call costs nothing). It works in one transaction that first takes a lock, so
+first, a call costs nothing). A database already at HEAD, what nearly every start finds, is
+recognised by reading the version table, without importing Alembic: Alembic brings Mako and
+Pygments with it, about 8 MB of resident memory that an idle `serve` would otherwise keep
+(issue 18). Otherwise it works in one transaction that first takes a lock, so
 replicas starting at once never run DDL side by side: `pg_advisory_xact_lock` on
 PostgreSQL, `BEGIN IMMEDIATE` (the write lock, waited for up to the busy timeout) on SQLite.
 Then:
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 SCRIPT_LOCATION = "orchestrator_mcp.db:migrations"
 VERSION_TABLE = "orch_alembic_version"
 LOCK_KEY = 0x6F7263685F6D6967  # "orch_mig": the advisory lock our migrations hold
+# The newest revision in migrations/versions (tests/test_migrations.py checks it is
+# Alembic's head): bump it with every new revision.
+HEAD = "0007"
 
 _upgraded: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
@@ -37,6 +43,9 @@ _upgraded: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 def upgrade(engine: sa.Engine) -> None:
     """Migrate `engine`'s database to head (see the module doc); a no-op once done."""
     if engine in _upgraded:
+        return
+    if _at_head(engine):
+        _upgraded.add(engine)
         return
     from alembic import command
     from alembic.config import Config
@@ -68,6 +77,15 @@ def upgrade(engine: sa.Engine) -> None:
             command.upgrade(config, "head")
         db.commit()
     _upgraded.add(engine)
+
+
+def _at_head(engine: sa.Engine) -> bool:
+    """Whether the version table says HEAD (no lock: a database at HEAD needs no DDL)."""
+    with engine.connect() as db:
+        if not sa.inspect(db).has_table(VERSION_TABLE):
+            return False
+        version = sa.table(VERSION_TABLE, sa.column("version_num"))
+        return db.execute(sa.select(version.c.version_num)).scalars().all() == [HEAD]
 
 
 def _lock(db: sa.Connection) -> None:
