@@ -43,6 +43,7 @@ async def hook(request):
 uvicorn.run(Starlette(routes=[Route("/webhooks/alertmanager", hook, methods=["POST"])]),
             host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning")
 """
+WARMUP = 100  # notifications through each endpoint before the rounds, not timed
 SCRIPT = {"scripts": [{"turns": [{"text": "diagnosed (scripted)"}]}]}
 
 
@@ -172,8 +173,22 @@ async def main(args: argparse.Namespace) -> None:
         name: {"rate": [], "p50": [], "p99": []} for name in ("floor", "orchestrator")}
     ratios: list[float] = []
     statuses: dict[str, int] = {}
+    warmup = workload(WARMUP, seed=1, first_group=args.notifications + 1)
     try:
-        await asyncio.sleep(2)  # let the run engine and alert handling start
+        # Not timed: until the server says it is ready (run engine and alert handling
+        # started), then a first batch through both endpoints (first-use code paths).
+        async with httpx2.AsyncClient() as client:
+            deadline = time.monotonic() + 60
+            while (await client.get(f"http://127.0.0.1:{orch_port}/readyz")).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit("serve --http did not get ready within 60 s")
+                await asyncio.sleep(0.2)
+        for port in (floor_port, orch_port):
+            _, _, seen = await blast(f"http://127.0.0.1:{port}/webhooks/alertmanager",
+                                     warmup, args.concurrency)
+            if port == orch_port:
+                for key, count in seen.items():
+                    statuses[key] = statuses.get(key, 0) + count
         print(machine())
         print(f"{args.rounds} rounds of {per_round} notifications, {args.concurrency} "
               "concurrent senders\n")
@@ -202,7 +217,7 @@ async def main(args: argparse.Namespace) -> None:
         f = figures[name]
         print(f"{label:<24} {spread(f['rate'], 0):>22} {spread(f['p50']):>20} "
               f"{spread(f['p99']):>22}")
-    unique = sum(len(set(bodies)) for bodies in rounds)
+    unique = sum(len(set(bodies)) for bodies in rounds) + len(set(warmup))
     accepted = statuses.get("accepted", 0)
     stored = sum(outcomes.values())
     print(f"\nresponses: {statuses}")
