@@ -13,8 +13,10 @@ __all__ = ["ALL_SCOPES", "HttpSettings", "HttpToken", "PrincipalLimits", "Scope"
 
 
 class PrincipalLimits(Strict):
-    """What one caller (a token, managed key or OAuth subject) may start: checked when a
-    run is submitted (runs/limits.py). Unset means no limit."""
+    """What one caller (token, managed key or OAuth subject) may start; unset: no limit."""
+
+    # Checked when a run is submitted (runs/limits.py). The docstring is host-facing: it is
+    # the description of create_key's `limits` in the front's listing.
 
     max_concurrent_runs: int | None = Field(
         default=None, ge=1, le=100_000, description="runs of this caller not yet ended")

@@ -208,8 +208,8 @@ def _progress_reporter(ctx: Context | None) -> Any:
 
 IdempotencyKey = Annotated[str | None, Field(
     max_length=255,
-    description="optional: a key of yours (a UUID) that makes retries safe — the same key "
-                "with the same request returns the run the first one started")]
+    description="a UUID of yours: a retry with the same key and request returns the first "
+                "call's run")]
 
 
 def idempotency_for(key: str | None) -> Idempotency | None:
@@ -321,9 +321,8 @@ def register_run_tools(mcp: FastMCP, engine: RunEngine,
                 if name in engine.gateway.connections and name in engine.profiles]
 
     @mcp.tool(description=f"Ask a built-in agent ({', '.join(agent_names())}): a run with "
-              "that agent's profile, its tools and the runbooks. agent='auto' picks the "
-              "agent for the task (the choice and its reason are in the run's "
-              "context.routing; name the agent to override it).", app=CARD_APP)
+              "that agent's profile, its tools and the runbooks. agent='auto' picks one for "
+              "the task (why: the run's context.routing).", app=CARD_APP)
     async def ask_agent(
         agent: Annotated[str, Field(description="an agent from list_agents, or 'auto'",
                                     min_length=1, max_length=64)],

@@ -25,6 +25,7 @@ from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.keys_tools import register_key_tools
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
+from orchestrator_mcp.front.listing import CompactListing
 from orchestrator_mcp.front.memory_tools import register_memory_tools
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
@@ -309,6 +310,7 @@ def build_front(
             gateway.on_catalog_change(lambda c: search.warm() if len(c) > threshold else None)
             mcp.add_transform(ThresholdToolSearch(settings.tool_search_threshold, host_calls,
                                                   search))
+    mcp.add_transform(CompactListing())  # last: it lists search_tools short too
     return mcp
 
 

@@ -1,0 +1,94 @@
+"""What a host pays in context for the front's own tools: the front's tools/list, built in
+process as `serve` builds it, with bench/catalog.py's 1,000 generated tools behind
+search_tools. Issue 18's target: the listing plus one search answer is at most 5 % of what
+the full catalog would cost (bench/README.md, *catalog.py*, measures it over stdio)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import mcp_types
+
+from orchestrator_mcp.app import build_application
+from orchestrator_mcp.config import load_config
+from orchestrator_mcp.front.listing import short_output_schema, without_noise
+from orchestrator_mcp.gateway.catalog import build_catalog
+from tests.conftest import write_config
+from tests.test_front import FRONT_TOOLS
+
+CATALOG_BENCH = Path(__file__).resolve().parent.parent / "bench" / "catalog"
+sys.path.insert(0, str(CATALOG_BENCH))
+import quality  # noqa: E402  (bench/catalog/quality.py: the generated catalog)
+
+TARGET = 0.05
+# The median search_tools answer over the labeled phrasings, as bench/catalog.py measured
+# it (819 tokens of 4 characters); the listing's changes do not move it.
+SEARCH_ANSWER_CHARS = 3_276
+ABSENT = {"list_memories", "forget"}  # no profile here has memory
+
+
+def model_view(tool: mcp_types.Tool) -> int:
+    """What most hosts hand their model: name, description, input schema."""
+    return len(json.dumps({"name": tool.name, "description": tool.description or "",
+                           "input_schema": tool.input_schema}))
+
+
+def full_catalog() -> tuple[int, int]:
+    """Characters of the 1,000 tools as pass-through would list them, and their model
+    view (bench/catalog.py's full_catalog_chars)."""
+    listed = [mcp_types.Tool(name=f"{server}_{tool.name}",
+                             description=f"[{server}] {tool.description}",
+                             input_schema=tool.input_schema, annotations=tool.annotations)
+              for server, tools in quality.server_tools() for tool in tools]
+    return (sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in listed),
+            sum(model_view(t) for t in listed))
+
+
+async def test_the_front_listing_stays_within_its_share_of_the_full_catalog(
+        tmp_path: Path) -> None:
+    servers = {name: {"command": sys.executable, "args": [str(CATALOG_BENCH / "server.py"),
+                                                          name]}
+               for name, _ in quality.server_tools()}
+    config = write_config(tmp_path / "config", servers,
+                          gateway={"passthrough": True, "tool_search_threshold": 40})
+    application = build_application(load_config(config), tmp_path / "data", None)
+    application.gateway.catalog = build_catalog(quality.server_tools())  # nothing started
+
+    listed = [t.to_mcp_tool() for t in await application.front.list_tools()]
+
+    assert {t.name for t in listed} == (FRONT_TOOLS - ABSENT) | {"search_tools"}
+    full, full_model = full_catalog()
+    chars = sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in listed)
+    model = sum(model_view(t) for t in listed)
+    shares = (chars + SEARCH_ANSWER_CHARS) / full, (model + SEARCH_ANSWER_CHARS) / full_model
+    assert shares[0] <= TARGET and shares[1] <= TARGET, (
+        f"the front's tools list {chars} characters ({model} in the model view): with one "
+        f"search answer {shares[0]:.2%} ({shares[1]:.2%}) of the full catalog")
+    for tool in listed:
+        if tool.output_schema is not None:
+            assert len(json.dumps(tool.output_schema)) < 120, tool.name
+    wrapped = {t.name for t in listed if (t.output_schema or {}).get("x-fastmcp-wrap-result")}
+    assert {"list_runs", "list_servers", "audit"} <= wrapped and "run" not in wrapped
+
+
+def test_short_schemas_keep_what_results_are_built_and_read_by() -> None:
+    assert short_output_schema({"type": "object", "properties": {"run_id": {}}}) == {
+        "type": "object"}
+    wrapped = {"type": "object", "properties": {"result": {"type": "array", "items": {
+        "type": "object", "properties": {"name": {"type": "string"}}}}},
+        "required": ["result"], "x-fastmcp-wrap-result": True}
+    assert short_output_schema(wrapped) == {
+        "type": "object", "properties": {"result": {"type": "array"}},
+        "required": ["result"], "x-fastmcp-wrap-result": True}
+    schema = {"type": "object", "additionalProperties": False, "properties": {
+        "default": {"anyOf": [{"type": "object", "additionalProperties": True},
+                              {"type": "null"}], "default": None},
+        "limit": {"type": "integer", "default": 5, "enum": [5, None]}}}
+    assert without_noise(schema) == {"type": "object", "additionalProperties": False,
+                                     "properties": {
+                                         "default": {"anyOf": [{"type": "object"},
+                                                               {"type": "null"}]},
+                                         "limit": {"type": "integer", "default": 5,
+                                                   "enum": [5, None]}}}
