@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastmcp import FastMCP
 
@@ -26,6 +26,9 @@ from orchestrator_mcp.schedules.service import ScheduleService
 from orchestrator_mcp.workflows import submit as workflow_runs
 from orchestrator_mcp.workflows.submit import WorkflowRuns
 from orchestrator_mcp.workflows.templates import TemplateRuns
+
+if TYPE_CHECKING:
+    from orchestrator_mcp.agents import LazyServers
 
 START_DELAY = 0.3
 STOP_SECONDS = 10.0
@@ -188,16 +191,19 @@ def memory_index(config: Config, data_dir: Path, kb: KnowledgeBase | None) -> Kn
 
 
 def in_process_servers(config: Config, data_dir: Path, kb: KnowledgeBase | None
-                       ) -> dict[str, Any]:
+                       ) -> LazyServers:
     """The built-in servers mounted beside the downstream ones: the enabled agents, and
-    `knowledge` (knowledge_search for the planner)."""
+    `knowledge` (knowledge_search for the planner); each built when first connected."""
     from orchestrator_mcp.agents import build_enabled_agents
 
     servers = build_enabled_agents(config.servers.agents, config.config_dir, data_dir)
     if kb is not None:
-        from orchestrator_mcp.knowledge import server as knowledge_server
+        def knowledge() -> Any:
+            from orchestrator_mcp.knowledge import server as knowledge_server
 
-        servers["knowledge"] = knowledge_server.build(kb)
+            return knowledge_server.build(kb)
+
+        servers.add("knowledge", knowledge)
     return servers
 
 

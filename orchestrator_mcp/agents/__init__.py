@@ -14,8 +14,10 @@ when the agent is enabled. Adding an agent: see "Adding a built-in agent" in REA
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -93,13 +95,38 @@ def agent_names() -> tuple[str, ...]:
     return tuple(agent.name for agent in registry())
 
 
+class LazyServers(Mapping[str, Any]):
+    """name → FastMCP server, each built on first access: building the agents' servers
+    (their modules imported, their tools' schemas generated, ≈ 0.2 s for all) waits until
+    the gateway first connects to them, after the front has answered its host."""
+
+    def __init__(self) -> None:
+        self._builders: dict[str, Callable[[], Any]] = {}
+        self._built: dict[str, Any] = {}
+
+    def add(self, name: str, builder: Callable[[], Any]) -> None:
+        self._builders[name] = builder
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
 def build_enabled_agents(settings: AgentsSettings, config_dir: Path | None = None,
-                         data_dir: Path | None = None) -> dict[str, Any]:
-    """name → FastMCP server for every enabled agent (modules imported only when enabled)."""
+                         data_dir: Path | None = None) -> LazyServers:
+    """name → FastMCP server for every enabled agent (modules imported only when enabled,
+    each server built when first asked for)."""
     resolved = settings.resolved(config_dir, data_dir)
-    servers: dict[str, Any] = {}
+    servers = LazyServers()
     for agent in registry():
         agent_settings = getattr(resolved, agent.name)
         if agent_settings.enabled:
-            servers[agent.name] = agent.build(agent_settings)
+            servers.add(agent.name, functools.partial(agent.build, agent_settings))
     return servers

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -125,10 +126,11 @@ class ServerConnection:
         settings: GatewaySettings,
         on_change: Any,
         log_dir: Path | None = None,
-        in_process: Any = None,
+        in_process: Callable[[], Any] | None = None,
     ) -> None:
-        """`in_process`: a FastMCP server of this process (a built-in agent), reached in
-        memory instead of through `config`'s command or URL."""
+        """`in_process`: gives the FastMCP server of this process (a built-in agent) to
+        reach in memory instead of through `config`'s command or URL (asked for when
+        connecting)."""
         self.name = name
         self.config = config
         self.settings = settings
@@ -189,7 +191,7 @@ class ServerConnection:
         )
 
         if self._in_process is not None:
-            return FastMCPTransport(self._in_process)
+            return FastMCPTransport(self._in_process())
         cfg = self.config
         if cfg.transport == "stdio":
             assert cfg.command is not None

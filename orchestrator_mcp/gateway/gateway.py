@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +30,25 @@ class Gateway:
         servers: dict[str, ServerConfig],
         settings: GatewaySettings | None = None,
         log_dir: Path | None = None,
-        in_process: dict[str, Any] | None = None,
+        in_process: Mapping[str, Any] | None = None,
     ) -> None:
         """`in_process`: name → FastMCP server of this process (built-in agents), mounted
-        beside the configured servers; a configured server of the same name wins."""
+        beside the configured servers; a configured server of the same name wins. A server
+        is taken from the mapping when first connected (agents.LazyServers builds it then)."""
         self.settings = settings or GatewaySettings()
         self.connections = {
             name: ServerConnection(name, cfg, self.settings, self._rebuild, log_dir)
             for name, cfg in servers.items()
         }
-        for name, server in (in_process or {}).items():
+        in_process = in_process or {}
+        for name in in_process:
             if name in self.connections:
                 log.warning("servers.yaml defines %r; the built-in %r is not mounted", name, name)
                 continue
             placeholder = ServerConfig(command="(in-process)")
             self.connections[name] = ServerConnection(
-                name, placeholder, self.settings, self._rebuild, log_dir, in_process=server)
+                name, placeholder, self.settings, self._rebuild, log_dir,
+                in_process=functools.partial(in_process.__getitem__, name))
         self.catalog = Catalog()
         self._listeners: list[Callable[[Catalog], None]] = []
         self._settled = asyncio.Event()
