@@ -75,7 +75,7 @@ class Application:
             self.gateway.start()  # servers connect while DBOS loads
         # With a shared database, workers execute; a terminal command only submits.
         execute = self.execute and not (self.role == "command" and self.engine.database.shared)
-        await self.engine.start(execute=execute)
+        await self.engine.start(execute=execute, worker=self.role == "worker")
         if self.role == "command" and self.engine.executor:
             self.gateway.start()
         if self.engine.executor:

@@ -21,15 +21,16 @@ class RunsSettings(Strict):
         default=None, ge=0.005, le=10,
         description="how often an executing process looks for queued runs: the most a "
         "queued run waits to start; every look is a database transaction, also when idle. "
-        "Default: 0.1 on a shared database (every run is queued); 1 on the embedded files, "
-        "where the serving process starts its own runs at once and only runs submitted by "
-        "another process (the CLI beside a server) are queued")
+        "Default: 1 for `serve` and commands on the embedded files (they start the runs they "
+        "are asked for at once; only runs submitted by another process, such as the CLI "
+        "beside a server, are queued), else 0.1 (workers, and every process on a shared "
+        "database, where every run is queued)")
 
-    def poll_seconds(self, shared: bool) -> float:
-        """`queue_poll_seconds`, or its default for this kind of database."""
+    def poll_seconds(self, *, shared: bool, worker: bool) -> float:
+        """`queue_poll_seconds`, or its default for this process and database."""
         if self.queue_poll_seconds is not None:
             return self.queue_poll_seconds
-        return 0.1 if shared else 1.0
+        return 0.1 if shared or worker else 1.0
     heartbeat_seconds: float = Field(default=2, gt=0, le=60)
     executor_dead_after_seconds: float = Field(
         default=15, gt=0, le=3600, description="a replica silent this long is presumed dead "

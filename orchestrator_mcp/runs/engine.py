@@ -168,10 +168,11 @@ class RunEngine:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def start(self, *, execute: bool = True) -> None:
+    async def start(self, *, execute: bool = True, worker: bool = False) -> None:
         """Open the store and DBOS. The process that gets the data dir's executor lock
         launches DBOS (which recovers unfinished runs) and executes runs; any other one
-        submits, approves and cancels through the system database and reads the table."""
+        submits, approves and cancels through the system database and reads the table.
+        `worker`: this process only executes what others queue (`worker` command)."""
         self._loop = asyncio.get_running_loop()
         if self._failed:
             self._ready.set()
@@ -223,7 +224,8 @@ class RunEngine:
                         queue, worker_concurrency=self.settings.worker_concurrency,
                         concurrency=(self.settings.global_concurrency
                                      if self.database.shared else None),
-                        polling_interval_sec=self.settings.poll_seconds(self.database.shared))
+                        polling_interval_sec=self.settings.poll_seconds(
+                            shared=self.database.shared, worker=worker))
                 await DBOS.register_queue_async(BACKGROUND_QUEUE)
                 if self.database.shared:
                     await asyncio.to_thread(self._beat)
