@@ -34,10 +34,13 @@ CATALOG_BENCH = Path(__file__).resolve().parent.parent / "bench" / "catalog"
 sys.path.insert(0, str(CATALOG_BENCH))
 import quality  # noqa: E402  (bench/catalog/quality.py: the labeled set and its scoring)
 
-# What BM25 reached on the 182 labeled phrasings when this guard was written (top-5 86.8 %,
-# MRR 0.738; deterministic): a change of ranking must not fall below.
-BM25_TOP5_FLOOR = 0.85
-BM25_MRR_FLOOR = 0.72
+# What BM25 reaches (deterministic), less a small margin: a change of ranking must not fall
+# below. The dev set (queries.yaml, 182 phrasings) is what the ranking was tuned on: top-5
+# 92.9 %, MRR 0.819; the held-out set (queries_holdout.yaml, 230 phrasings, never tuned on):
+# top-5 84.8 %, MRR 0.745. Before stemming, the vocabulary and word joining: 86.8 % / 0.738
+# and 79.6 % / 0.669.
+BM25_FLOORS = {"dev": (quality.QUERIES, 0.91, 0.80),
+               "holdout": (quality.HOLDOUT, 0.83, 0.73)}  # (set, top-5, MRR)
 
 
 def catalog_search(servers: set[str] | None = None, mode: Any = "bm25",
@@ -52,13 +55,24 @@ async def names(search: ToolSearch, query: str) -> list[str]:
     return [entry.name for entry, _ in found]
 
 
-async def test_bm25_quality_on_the_labeled_set_stays_above_its_floor() -> None:
+@pytest.mark.parametrize("labeled", sorted(BM25_FLOORS))
+async def test_bm25_quality_on_the_labeled_sets_stays_above_its_floors(labeled: str) -> None:
+    path, top5_floor, mrr_floor = BM25_FLOORS[labeled]
     search = catalog_search()
     assert len((await search.index()).entries) == 1000
-    result = await quality.evaluate(lambda q: names(search, q), quality.load_queries())
+    result = await quality.evaluate(lambda q: names(search, q), quality.load_queries(path))
     assert result.queries >= 100
-    assert result.top5 >= BM25_TOP5_FLOOR and result.mrr >= BM25_MRR_FLOOR, (
+    assert result.top5 >= top5_floor and result.mrr >= mrr_floor, (
         result.line() + "\n" + "\n".join(result.misses))
+
+
+def test_the_held_out_set_is_not_the_dev_set() -> None:
+    dev = {q["q"].casefold() for q in quality.load_queries()}
+    held_out = quality.load_queries(quality.HOLDOUT)
+    assert not dev & {q["q"].casefold() for q in held_out}
+    servers = {name.split("_", 2)[0] if not name.startswith("aws_") else name[:7]
+               for q in held_out for name in q["expect"]}
+    assert len(servers) == 25, sorted(servers)
 
 
 def front_config(tmp_path: Path) -> Path:
@@ -175,12 +189,14 @@ async def test_hybrid_search_finds_synonyms_without_stalling_the_loop() -> None:
     found, ranking = await search.search("restart nginx", 3)
     assert ranking == "hybrid"
     servers = ("nginx_", "systemd_", "docker_")
-    queries = [q for q in quality.load_queries()
-               if all(name.startswith(servers) for name in q["expect"])]
     lexical = catalog_search({"nginx", "systemd", "docker"})
-    by_words = await quality.evaluate(lambda q: names(lexical, q), queries)
-    fused = await quality.evaluate(lambda q: names(search, q), queries)
-    assert len(queries) >= 15 and fused.mrr >= by_words.mrr, (by_words.line(), fused.line())
+    for path in (quality.QUERIES, quality.HOLDOUT):
+        queries = [q for q in quality.load_queries(path)
+                   if all(name.startswith(servers) for name in q["expect"])]
+        by_words = await quality.evaluate(lambda q: names(lexical, q), queries)
+        fused = await quality.evaluate(lambda q: names(search, q), queries)
+        assert len(queries) >= 15 and fused.mrr >= by_words.mrr, (
+            path.name, by_words.line(), fused.line())
 
 
 async def test_over_http_a_read_only_token_sees_what_it_may_not_call(tmp_path: Path) -> None:
