@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _figures import machine, spread  # noqa: E402
 
 from orchestrator_mcp.auth import Authenticator  # noqa: E402
-from orchestrator_mcp.auth.keys import KeyRequest, KeyStore, ManagedKeys  # noqa: E402
+from orchestrator_mcp.auth.key_store import KeyStore, ManagedKeys  # noqa: E402
+from orchestrator_mcp.auth.keys import KeyRequest  # noqa: E402
 from orchestrator_mcp.config.http import HttpSettings  # noqa: E402
 from orchestrator_mcp.runs.store import RunStore  # noqa: E402
 

@@ -20,7 +20,8 @@ from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
 from orchestrator_mcp.auth import Authenticator
-from orchestrator_mcp.auth.keys import KeyRequest, KeyStore, ManagedKeys
+from orchestrator_mcp.auth.key_store import KeyStore, ManagedKeys
+from orchestrator_mcp.auth.keys import KeyRequest
 from orchestrator_mcp.config.http import HttpSettings
 from orchestrator_mcp.runs.models import RunRecord, RunStatus
 from orchestrator_mcp.runs.store import RunStore

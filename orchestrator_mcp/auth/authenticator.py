@@ -18,7 +18,7 @@ from orchestrator_mcp.config.http import HttpSettings, PrincipalLimits
 from orchestrator_mcp.config.http_auth import IntrospectionAuth, JwtAuth
 
 if TYPE_CHECKING:  # the OAuth verifiers (joserfc, httpx2) load only when configured
-    from orchestrator_mcp.auth.keys import ManagedKeys
+    from orchestrator_mcp.auth.key_store import ManagedKeys
     from orchestrator_mcp.auth.oauth import OAuthVerifier
 
 

@@ -51,7 +51,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from orchestrator_mcp.auth.keys import KeyStore
+    from orchestrator_mcp.auth.key_store import KeyStore
     from orchestrator_mcp.config.environment import environment
     from orchestrator_mcp.runs.database import Database
     from orchestrator_mcp.runs.store import RunStore

@@ -111,7 +111,7 @@ def serve(args: argparse.Namespace) -> int:
         asyncio.run(application.front.run_stdio_async(show_banner=False))
         return EXIT_OK
     if authenticator is not None:
-        from orchestrator_mcp.auth.keys import ManagedKeys
+        from orchestrator_mcp.auth.key_store import ManagedKeys
 
         authenticator.keys = ManagedKeys(application.engine.database_engine)
 
@@ -237,7 +237,7 @@ def worker(args: argparse.Namespace) -> int:
                 return EXIT_OK
             import uvicorn
 
-            from orchestrator_mcp.auth.keys import ManagedKeys
+            from orchestrator_mcp.auth.key_store import ManagedKeys
             from orchestrator_mcp.sidecar import build_metrics_app
 
             authenticator.keys = ManagedKeys(engine.database_engine)

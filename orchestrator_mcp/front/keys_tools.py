@@ -1,19 +1,23 @@
-"""Admin tools for managed API keys (scope admin over HTTP; auth/keys.py does the work)."""
+"""Admin tools for managed API keys (scope admin over HTTP; auth/keys.py and
+auth/key_store.py do the work)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from orchestrator_mcp.auth import local_id
-from orchestrator_mcp.auth.keys import KeyInfo, KeyStore, NewKey, key_request
+from orchestrator_mcp.auth.keys import KeyInfo, NewKey, key_request
 from orchestrator_mcp.config.http import PrincipalLimits
 from orchestrator_mcp.front.scopes import current_principal
 from orchestrator_mcp.runs.engine import RunEngine
+
+if TYPE_CHECKING:
+    from orchestrator_mcp.auth.key_store import KeyStore
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -25,6 +29,8 @@ def _caller() -> str:
 
 def register_key_tools(mcp: FastMCP, engine: RunEngine) -> None:
     async def store() -> KeyStore:
+        from orchestrator_mcp.auth.key_store import KeyStore  # SQLAlchemy: on first use
+
         return KeyStore(await engine.database_engine())
 
     @mcp.tool
