@@ -42,15 +42,17 @@ Role = Literal["serve", "worker", "command"]
 class Application:
     """Every part of one process, started and stopped in one order by every command:
 
-    * `serve`: the front answers at once; the parts behind it start START_DELAY later, in
-      the background (`running`, the front's lifespan); it handles alerts;
+    * `serve`: the front answers at once and the spawned downstream servers start
+      connecting; the other parts start START_DELAY later, in the background (`running`, the front's
+      lifespan), DBOS only once there is durable work (on the embedded files); it handles
+      alerts;
     * `worker`: executes runs, no front (`started`);
     * `command` (the CLI's run/approve/list…): executes only when no server holds the data
       dir, and connects to downstream servers only then (`started`).
 
-    Start: the gateway (except for a command), then the run engine (DBOS), then the
-    schedules (handed to DBOS's scheduler where runs execute), then alerts, then (where
-    runs execute, except for a command) the notification dispatcher.
+    Start: the gateway (except for a command), then the run engine (DBOS; the schedules
+    are handed to DBOS's scheduler once it is launched where runs execute), then alerts,
+    then (where runs execute, except for a command) the notification dispatcher.
     Stop, in reverse: notifications and alerts; the gateway, which still needs threads,
     before the engine, because DBOS swaps in its own thread pool and shuts it down on
     destroy.
@@ -72,17 +74,17 @@ class Application:
 
     async def start(self) -> None:
         if self.role != "command":
-            self.gateway.start()  # servers connect while DBOS loads
+            self.gateway.start()  # servers connect while the engine starts
         # With a shared database, workers execute; a terminal command only submits.
         execute = self.execute and not (self.role == "command" and self.engine.database.shared)
-        await self.engine.start(execute=execute, worker=self.role == "worker")
+        # Schedules go to DBOS's scheduler once DBOS is launched: at once where one is
+        # enabled, else `serve` launches DBOS when there is durable work (RunEngine.start).
+        self.engine.on_launch(self.schedules.start)
+        scheduled = any(schedule.enabled for schedule in self.schedules.schedules.values())
+        await self.engine.start(execute=execute, worker=self.role == "worker",
+                                on_demand=self.role == "serve" and not scheduled)
         if self.role == "command" and self.engine.executor:
             self.gateway.start()
-        if self.engine.executor:
-            try:
-                await self.schedules.start()
-            except Exception:  # noqa: BLE001 - runs go on; list_schedules shows no last runs
-                log.exception("schedules could not be started")
         # Alerts are routed where they are received when replicas share a database (runs
         # wait in the shared queue for a worker); on the embedded files, by the executor.
         if self.role == "serve" and (self.engine.executor or self.engine.database.shared):
@@ -121,11 +123,13 @@ class Application:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """For the front (its lifespan): start everything behind it in the background,
-        START_DELAY after it is up: spawning servers and importing DBOS would otherwise
-        compete with the host's first requests for the CPU."""
+        """For the front (its lifespan): the servers that run in processes of their own
+        start connecting at once (so the first downstream call comes soon); the rest
+        START_DELAY later, in the background, so as not to compete with the host's first
+        requests for this process's CPU."""
 
         async def start_later() -> None:
+            self.gateway.start(spawned_only=True)
             await asyncio.sleep(START_DELAY)
             await self.start()
 

@@ -370,9 +370,19 @@ def alert_run(orch: Orchestrator, instance: str, summary: str) -> str:
 
 
 def workflow_status(orch: Orchestrator, workflow_id: str) -> str | None:
-    with contextlib.closing(sqlite3.connect(orch.data / "dbos.sqlite")) as db:
-        row = db.execute("SELECT status FROM workflow_status WHERE workflow_uuid = ?",
-                         (workflow_id,)).fetchone()
+    """DBOS's status of a workflow; None also before serve has launched DBOS (it does on
+    the first durable work)."""
+    path = orch.data / "dbos.sqlite"
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute("SELECT status FROM workflow_status WHERE workflow_uuid = ?",
+                             (workflow_id,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
     return row[0] if row else None
 
 

@@ -108,9 +108,11 @@ async def test_modern_era_host_is_told_when_the_catalog_changes(
     transport = StdioTransport(sys.executable, serve_args(config_dir, tmp_path / "data"))
     async with Client(transport) as client:
         assert client.protocol_version == "2026-07-28"
-        # The front answers at once, whatever the downstream servers are doing.
-        assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
+        # Listening first, as a host must to miss no change (the spawned servers start
+        # connecting as the front comes up).
         async with listen(client.session, tools_list_changed=True) as subscription:
+            # The front answers at once, whatever the downstream servers are doing.
+            assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
             event = await asyncio.wait_for(anext(aiter(subscription)), 20)
             assert isinstance(event, ToolsListChanged)
         await wait_for_tool(client, "everything_echo")

@@ -285,6 +285,28 @@ def test_cli_run_prints_progress_and_answer(setup, llm) -> None:
     assert "completed" in listed.stdout
 
 
+async def test_an_idle_server_launches_dbos_when_a_run_comes(setup, llm) -> None:
+    """`serve` on the embedded files launches DBOS only once there is durable work (no
+    DBOS memory and pollers while idle): a run the CLI queues beside it is picked up, and
+    so is a run started through the front."""
+    async with server(setup, llm) as client:
+        await asyncio.sleep(1.5)  # past START_DELAY: the engine has started
+        assert not (setup["data"] / "dbos.sqlite").exists()
+        env = {**os.environ, **llm.env()}
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(setup["config"]),
+             "--data-dir", str(setup["data"]), "run",
+             'CALL everything_echo {"message": "queued beside"}'],
+            capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "executed by the server that holds this data dir" in result.stdout
+        assert "Echo: queued beside" in result.stdout
+        run = await start(client, 'CALL everything_echo {"message": "front"}')
+        record = await until(client, run["run_id"], "completed", "failed")
+        assert record["status"] == "completed", record
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_waiting_host_is_asked_inline(setup, llm, mode: str) -> None:
     """Handshake era: elicitation; modern era: an input-required result the client answers

@@ -167,6 +167,11 @@ class ServerConnection:
                 await self._task
             self._task = None
 
+    @property
+    def in_process(self) -> bool:
+        """A built-in server of this process, not one started or reached elsewhere."""
+        return self._in_process is not None
+
     def health(self) -> ServerHealth:
         return ServerHealth(
             name=self.name,

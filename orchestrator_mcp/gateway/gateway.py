@@ -53,10 +53,14 @@ class Gateway:
         self._listeners: list[Callable[[Catalog], None]] = []
         self._settled = asyncio.Event()
 
-    def start(self) -> None:
-        """Connect to every enabled server in the background; returns at once."""
+    def start(self, *, spawned_only: bool = False) -> None:
+        """Connect to every enabled server in the background; returns at once. Again:
+        only to those not started yet. `spawned_only`: only to the servers that run in
+        processes of their own (their start-up costs this process little CPU), not yet to
+        the built-in ones."""
         for connection in self.connections.values():
-            connection.start()
+            if not (spawned_only and connection.in_process):
+                connection.start()
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.connections.values()))

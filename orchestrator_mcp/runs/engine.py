@@ -2,7 +2,9 @@
 
 DBOS (≈0.5 s to import) is started in the background after the front is serving, so
 start-up stays light; the first run-related call waits for it. Launching DBOS recovers every
-run a previous process left unfinished.
+run a previous process left unfinished. `serve` on the embedded files launches it only once
+there is durable work (on_demand): an idle server then carries neither DBOS's memory
+(≈30 MB) nor its pollers' CPU.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import importlib
 import logging
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -158,6 +162,11 @@ class RunEngine:
         self._slots = asyncio.Semaphore(self.settings.worker_concurrency)
         self._listener: StatusListener | None = None
         self._client: Any = None
+        self._worker = False
+        self._launched = False
+        self._launching = asyncio.Lock()
+        self._launch_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._launch_watch: asyncio.Task[None] | None = None
 
     def add_kind(self, kind: RunKind) -> None:
         """Execute `kind` too: for a part built after the engine that starts runs through
@@ -168,12 +177,23 @@ class RunEngine:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def start(self, *, execute: bool = True, worker: bool = False) -> None:
+    def on_launch(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` once DBOS is launched in this process (schedules hand theirs to
+        DBOS's scheduler then); a hook that fails is logged, the others still run."""
+        self._launch_hooks.append(hook)
+
+    async def start(self, *, execute: bool = True, worker: bool = False,
+                    on_demand: bool = False) -> None:
         """Open the store and DBOS. The process that gets the data dir's executor lock
         launches DBOS (which recovers unfinished runs) and executes runs; any other one
         submits, approves and cancels through the system database and reads the table.
-        `worker`: this process only executes what others queue (`worker` command)."""
+        `worker`: this process only executes what others queue (`worker` command).
+        `on_demand` (`serve` on the embedded files): launch DBOS at once only when its
+        system database holds unfinished or queued work; otherwise on the first
+        submission, approval or cancel, or when another process (the CLI) queues work,
+        looked for every `poll_seconds`."""
         self._loop = asyncio.get_running_loop()
+        self._worker = worker
         if self._failed:
             self._ready.set()
             return
@@ -181,7 +201,7 @@ class RunEngine:
             # On a shared database every process asked to execute does; on the embedded
             # files only the one holding the data dir's lock.
             self.executor = execute and (self.database.shared or self._take_lock())
-            await asyncio.to_thread(self._import_heavy)
+            await asyncio.to_thread(importlib.import_module, "sqlalchemy")
             from orchestrator_mcp.runs.store import RunStore
 
             try:
@@ -216,22 +236,14 @@ class RunEngine:
                     self._wake_all, self.database.scrub)
                 self._listener.start()
             if self.executor:
-                self._launch_dbos()
-                from dbos import DBOS
-
-                for queue in (RUN_QUEUE, CHILD_QUEUE):
-                    await DBOS.register_queue_async(
-                        queue, worker_concurrency=self.settings.worker_concurrency,
-                        concurrency=(self.settings.global_concurrency
-                                     if self.database.shared else None),
-                        polling_interval_sec=self.settings.poll_seconds(
-                            shared=self.database.shared, worker=worker))
-                await DBOS.register_queue_async(BACKGROUND_QUEUE)
-                if self.database.shared:
-                    await asyncio.to_thread(self._beat)
-                    self._heartbeat = asyncio.create_task(self._heartbeats(),
-                                                          name="runs:heartbeat")
+                if (on_demand and not self.database.shared
+                        and not await asyncio.to_thread(self._durable_work_waiting)):
+                    self._launch_watch = asyncio.create_task(self._launch_when_queued(),
+                                                             name="runs:launch-on-demand")
+                else:
+                    await self._launch()
             else:
+                await asyncio.to_thread(importlib.import_module, "dbos")
                 from dbos import DBOS, DBOSClient
 
                 # A front, or the CLI beside a server still starting, may come before any
@@ -239,6 +251,8 @@ class RunEngine:
                 await asyncio.to_thread(DBOS.migrate, self._dbos_url)
                 self._client = await asyncio.to_thread(
                     DBOSClient, system_database_url=self._dbos_url)
+        except RunsUnavailable:
+            pass  # DBOS could not launch: said and logged by _launch
         except Exception as exc:  # noqa: BLE001 - reported on every run call instead
             self._failed = self.database.scrub(f"the run engine could not start: {exc}")
             log.error("%s", self._failed)
@@ -261,10 +275,86 @@ class RunEngine:
         self._lock_file = handle
         return True
 
-    @staticmethod
-    def _import_heavy() -> None:
-        import dbos  # noqa: F401
-        import sqlalchemy  # noqa: F401
+    async def _launch(self) -> None:
+        """Launch DBOS in this executing process (once): recovers what a previous process
+        left unfinished, then polls the queues; then the launch hooks."""
+        async with self._launching:
+            if self._launched:
+                return
+            if self._failed:
+                raise RunsUnavailable(self._failed)
+            try:
+                await asyncio.to_thread(importlib.import_module, "dbos")
+                self._launch_dbos()
+                from dbos import DBOS
+
+                for queue in (RUN_QUEUE, CHILD_QUEUE):
+                    await DBOS.register_queue_async(
+                        queue, worker_concurrency=self.settings.worker_concurrency,
+                        concurrency=(self.settings.global_concurrency
+                                     if self.database.shared else None),
+                        polling_interval_sec=self.settings.poll_seconds(
+                            shared=self.database.shared, worker=self._worker))
+                await DBOS.register_queue_async(BACKGROUND_QUEUE)
+                if self.database.shared:
+                    await asyncio.to_thread(self._beat)
+                    self._heartbeat = asyncio.create_task(self._heartbeats(),
+                                                          name="runs:heartbeat")
+            except Exception as exc:  # noqa: BLE001 - every run call reports it
+                self._failed = self.database.scrub(f"the run engine could not start: {exc}")
+                log.error("%s", self._failed)
+                raise RunsUnavailable(self._failed) from None
+            self._launched = True
+            watch, self._launch_watch = self._launch_watch, None
+            if watch is not None and watch is not asyncio.current_task():
+                watch.cancel()
+            for hook in self._launch_hooks:
+                try:
+                    await hook()
+                except Exception:  # noqa: BLE001 - runs go on without what it sets up
+                    log.exception("a part could not be set up after the run engine started")
+
+    async def _launched_here(self) -> None:
+        """Before a DBOS call in the executing process: DBOS launched."""
+        if not self._launched:
+            await self._launch()
+
+    async def _launch_when_queued(self) -> None:
+        """Before DBOS is launched on demand: launch it once another process (the CLI)
+        has queued work in the system database."""
+        interval = self.settings.poll_seconds(shared=False, worker=False)
+        while not self._launched:
+            await asyncio.sleep(interval)
+            try:
+                waiting = await asyncio.to_thread(self._durable_work_waiting)
+            except Exception:  # noqa: BLE001 - a locked or damaged file: look again
+                log.warning("could not look for queued runs in %s", self._dbos_url,
+                            exc_info=True)
+                continue
+            if waiting:
+                with contextlib.suppress(RunsUnavailable):  # logged, and every call says so
+                    await self._launch()
+                return
+
+    def _durable_work_waiting(self) -> bool:
+        """Whether DBOS's system database (embedded files) holds a workflow that has not
+        ended: queued by another process, or left unfinished by one that stopped.
+        Read-only through sqlite3, so that nothing of DBOS is loaded to ask."""
+        from sqlalchemy.engine import make_url
+
+        path = make_url(self._dbos_url).database
+        if not path or not Path(path).exists():
+            return False
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=5)) as db:
+            try:
+                row = db.execute("SELECT 1 FROM workflow_status WHERE status IN "
+                                 "('PENDING', 'ENQUEUED', 'DELAYED') LIMIT 1").fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # DBOS never launched on this data dir
+                    return False
+                raise
+        return row is not None
 
     def _launch_dbos(self) -> None:
         from dbos import DBOS, DBOSConfig
@@ -398,6 +488,11 @@ class RunEngine:
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
+        if self._launch_watch is not None:
+            self._launch_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._launch_watch
+            self._launch_watch = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -600,6 +695,7 @@ class RunEngine:
                                        "app_version": WORKFLOW_VERSION}
             await self._client.enqueue_async(options, run_id)
             return
+        await self._launched_here()
         from dbos import DBOS, SetWorkflowID
 
         with SetWorkflowID(run_id):
@@ -627,6 +723,7 @@ class RunEngine:
         if self._client is not None:
             await self._client.send_async(run_id, message, topic)
             return
+        await self._launched_here()
         from dbos import DBOS
 
         await DBOS.send_async(run_id, message, topic)
@@ -635,6 +732,7 @@ class RunEngine:
         if self._client is not None:
             await self._client.cancel_workflow_async(run_id)
             return
+        await self._launched_here()
         from dbos import DBOS
 
         await DBOS.cancel_workflow_async(run_id)
@@ -661,6 +759,7 @@ class RunEngine:
                                        "app_version": WORKFLOW_VERSION}
             await self._client.enqueue_async(options, *args)
             return
+        await self._launched_here()
         from dbos import DBOS, SetWorkflowID
 
         with SetWorkflowID(workflow_id):
