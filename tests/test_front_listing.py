@@ -13,7 +13,7 @@ import mcp_types
 
 from orchestrator_mcp.app import build_application
 from orchestrator_mcp.config import load_config
-from orchestrator_mcp.front.listing import short_output_schema, without_noise
+from orchestrator_mcp.front.listing import inline_defs, short_output_schema, without_noise
 from orchestrator_mcp.gateway.catalog import build_catalog
 from tests.conftest import write_config
 from tests.test_front import FRONT_TOOLS
@@ -71,6 +71,24 @@ async def test_the_front_listing_stays_within_its_share_of_the_full_catalog(
             assert len(json.dumps(tool.output_schema)) < 120, tool.name
     wrapped = {t.name for t in listed if (t.output_schema or {}).get("x-fastmcp-wrap-result")}
     assert {"list_runs", "list_servers", "audit"} <= wrapped and "run" not in wrapped
+    # Self-contained input schemas: fastmcp's dereferencing (jsonref, requests) is then
+    # not on the host's first listing.
+    for tool in listed:
+        assert "$ref" not in json.dumps(tool.input_schema), tool.name
+
+
+def test_inlined_definitions_keep_sibling_keywords_and_leave_cycles() -> None:
+    schema = {"$defs": {"Status": {"enum": ["a", "b"], "type": "string"}},
+              "type": "object", "properties": {"status": {
+                  "anyOf": [{"$ref": "#/$defs/Status", "description": "which"},
+                            {"type": "null"}]}}}
+    assert inline_defs(schema) == {"type": "object", "properties": {"status": {"anyOf": [
+        {"enum": ["a", "b"], "type": "string", "description": "which"}, {"type": "null"}]}}}
+    cyclic = {"$defs": {"Node": {"type": "object", "properties": {
+        "next": {"$ref": "#/$defs/Node"}}}}, "properties": {"head": {"$ref": "#/$defs/Node"}}}
+    assert inline_defs(cyclic) is cyclic
+    dangling = {"$defs": {}, "properties": {"x": {"$ref": "#/$defs/Gone"}}}
+    assert inline_defs(dangling) is dangling
 
 
 def test_short_schemas_keep_what_results_are_built_and_read_by() -> None:

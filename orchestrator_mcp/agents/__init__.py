@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -98,19 +99,22 @@ def agent_names() -> tuple[str, ...]:
 class LazyServers(Mapping[str, Any]):
     """name → FastMCP server, each built on first access: building the agents' servers
     (their modules imported, their tools' schemas generated, ≈ 0.2 s for all) waits until
-    the gateway first connects to them, after the front has answered its host."""
+    the gateway first connects to them (in a worker thread), after the front has answered
+    its host."""
 
     def __init__(self) -> None:
         self._builders: dict[str, Callable[[], Any]] = {}
         self._built: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def add(self, name: str, builder: Callable[[], Any]) -> None:
         self._builders[name] = builder
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._built:
-            self._built[name] = self._builders[name]()
-        return self._built[name]
+        with self._lock:  # connections build theirs in worker threads
+            if name not in self._built:
+                self._built[name] = self._builders[name]()
+            return self._built[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._builders)

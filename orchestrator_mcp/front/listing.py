@@ -8,7 +8,9 @@ what a host needs to take a result: structured content is an object or, for a li
 an object whose `result` is an array (fastmcp's wrapping, which its clients unwrap by the
 `x-fastmcp-wrap-result` flag). Input schemas lose what JSON Schema treats as absent anyway
 (`"default": null`, `"additionalProperties": true`), and read-only tools the hints the MCP
-spec calls meaningful only for tools that write (idempotent, destructive).
+spec calls meaningful only for tools that write (idempotent, destructive). Their `$defs`
+are inlined here, once per tool, as fastmcp's dereferencing would do on every listing: it
+uses jsonref, whose import (requests) cost the host's first tools/list ≈ 0.1 s.
 
 Results do not change: fastmcp builds them from each tool's return type as before (the
 wrap flag, the only part of the schema it reads then, is kept), and they conform to the
@@ -57,9 +59,40 @@ def without_noise(schema: Any) -> Any:
     return kept
 
 
+MAX_INLINE_DEPTH = 8
+
+
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its local `$ref`s to `$defs` replaced by the definitions (a
+    `$ref`'s sibling keywords kept over them) and `$defs` dropped; unchanged when a
+    definition refers to itself, directly or not (fastmcp's dereferencing then decides)."""
+    defs = schema.get("$defs")
+    if not isinstance(defs, dict):
+        return schema
+
+    def resolve(node: Any, depth: int) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, depth) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            target = defs.get(ref.removeprefix("#/$defs/"))
+            if target is None or depth >= MAX_INLINE_DEPTH:
+                raise RecursionError(ref)
+            siblings = {k: resolve(v, depth) for k, v in node.items() if k != "$ref"}
+            return {**resolve(target, depth + 1), **siblings}
+        return {k: resolve(v, depth) for k, v in node.items() if k != "$defs"}
+
+    try:
+        return resolve(schema, 0)
+    except RecursionError:
+        return schema
+
+
 def listed(tool: Tool) -> Tool:
     """How the front lists one of its own tools."""
-    update: dict[str, Any] = {"parameters": without_noise(tool.parameters)}
+    update: dict[str, Any] = {"parameters": inline_defs(without_noise(tool.parameters))}
     if tool.output_schema is not None:
         update["output_schema"] = short_output_schema(tool.output_schema)
     hints = tool.annotations

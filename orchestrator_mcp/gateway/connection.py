@@ -187,7 +187,7 @@ class ServerConnection:
 
     def _transport(self) -> Any:
         # fastmcp's client pulls in its OAuth stack (~0.15 s): imported when the first
-        # server connects, after the front has answered its host.
+        # server connects (in a thread, see _session).
         from fastmcp.client.transports import (
             FastMCPTransport,
             SSETransport,
@@ -247,7 +247,11 @@ class ServerConnection:
                 relist.set()
 
         started = time.perf_counter()
-        client: Client = Client(self._transport(), mode=self.config.protocol,
+        # In a thread: a built-in server is built (its modules imported, its tools'
+        # schemas generated) and fastmcp's client transports imported on first use, which
+        # would hold up the front's answers to its host for most of a second.
+        transport = await asyncio.to_thread(self._transport)
+        client: Client = Client(transport, mode=self.config.protocol,
                              message_handler=ToolListWatcher())
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
