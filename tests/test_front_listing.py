@@ -6,15 +6,19 @@ the full catalog would cost (bench/README.md, *catalog.py*, measures it over std
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import mcp_types
 
 from orchestrator_mcp.app import build_application
 from orchestrator_mcp.config import load_config
-from orchestrator_mcp.front.listing import inline_defs, short_output_schema, without_noise
+from orchestrator_mcp.front.listing import short_output_schema, without_noise
 from orchestrator_mcp.gateway.catalog import build_catalog
+from orchestrator_mcp.schemas import inline_defs
 from tests.conftest import write_config
 from tests.test_front import FRONT_TOOLS
 
@@ -110,3 +114,37 @@ def test_short_schemas_keep_what_results_are_built_and_read_by() -> None:
                                                                {"type": "null"}]},
                                          "limit": {"type": "integer", "default": 5,
                                                    "enum": [5, None]}}}
+
+
+
+def test_an_idle_server_with_its_built_ins_connected_loads_no_jsonref(tmp_path: Path) -> None:
+    """The front's and the built-in servers' tools are listed with their `$defs` inlined,
+    so fastmcp's dereferencing never imports jsonref (and requests, ≈ 5 MB) for them; nor
+    does anything load DBOS before there is a run (RunEngine.start(on_demand))."""
+    config = write_config(tmp_path / "config", {})
+    code = textwrap.dedent(f"""
+        import asyncio, json, sys
+        from pathlib import Path
+        from orchestrator_mcp.app import build_application
+        from orchestrator_mcp.config import load_config
+
+        async def main():
+            app = build_application(load_config(Path({str(config)!r})),
+                                    Path({str(tmp_path / "data")!r}), None)
+            async with app.running():
+                listed = await app.front.list_tools()
+                async with asyncio.timeout(60):
+                    while "knowledge_search" not in app.gateway.catalog.tools:
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1)
+                schemas = json.dumps([[e.tool.input_schema, e.tool.output_schema]
+                                      for e in app.gateway.catalog.tools.values()])
+                print(len(listed), "$ref" in schemas,
+                      sorted(m for m in ("jsonref", "requests", "dbos") if m in sys.modules))
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "FASTMCP_CHECK_FOR_UPDATES": "off"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[1:] == ["False", "[]"], done.stdout

@@ -111,9 +111,15 @@ class LazyServers(Mapping[str, Any]):
         self._builders[name] = builder
 
     def __getitem__(self, name: str) -> Any:
+        """The server, built now if not yet, listing self-contained schemas
+        (schemas.InlineDefinitions)."""
+        from orchestrator_mcp.schemas import InlineDefinitions
+
         with self._lock:  # connections build theirs in worker threads
             if name not in self._built:
-                self._built[name] = self._builders[name]()
+                server = self._builders[name]()
+                server.add_transform(InlineDefinitions())
+                self._built[name] = server
             return self._built[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -10,7 +10,7 @@ an object whose `result` is an array (fastmcp's wrapping, which its clients unwr
 (`"default": null`, `"additionalProperties": true`), and read-only tools the hints the MCP
 spec calls meaningful only for tools that write (idempotent, destructive). Their `$defs`
 are inlined here, once per tool, as fastmcp's dereferencing would do on every listing: it
-uses jsonref, whose import (requests) cost the host's first tools/list ≈ 0.1 s.
+uses jsonref (schemas.py).
 
 Results do not change: fastmcp builds them from each tool's return type as before (the
 wrap flag, the only part of the schema it reads then, is kept), and they conform to the
@@ -28,6 +28,7 @@ from fastmcp.server.transforms import Transform
 from fastmcp.tools import Tool
 
 from orchestrator_mcp.front.passthrough import GatewayTool
+from orchestrator_mcp.schemas import inline_defs
 
 WRAPPED = "x-fastmcp-wrap-result"
 
@@ -57,37 +58,6 @@ def without_noise(schema: Any) -> Any:
                   or (key == "additionalProperties" and value is True)):
             kept[key] = without_noise(value)
     return kept
-
-
-MAX_INLINE_DEPTH = 8
-
-
-def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with its local `$ref`s to `$defs` replaced by the definitions (a
-    `$ref`'s sibling keywords kept over them) and `$defs` dropped; unchanged when a
-    definition refers to itself, directly or not (fastmcp's dereferencing then decides)."""
-    defs = schema.get("$defs")
-    if not isinstance(defs, dict):
-        return schema
-
-    def resolve(node: Any, depth: int) -> Any:
-        if isinstance(node, list):
-            return [resolve(item, depth) for item in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            target = defs.get(ref.removeprefix("#/$defs/"))
-            if target is None or depth >= MAX_INLINE_DEPTH:
-                raise RecursionError(ref)
-            siblings = {k: resolve(v, depth) for k, v in node.items() if k != "$ref"}
-            return {**resolve(target, depth + 1), **siblings}
-        return {k: resolve(v, depth) for k, v in node.items() if k != "$defs"}
-
-    try:
-        return resolve(schema, 0)
-    except RecursionError:
-        return schema
 
 
 def listed(tool: Tool) -> Tool:
