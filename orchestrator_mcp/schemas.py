@@ -11,34 +11,18 @@ from typing import Any
 from fastmcp.server.transforms import Transform
 from fastmcp.tools import Tool
 
-MAX_INLINE_DEPTH = 8
+from orchestrator_mcp.llm.schemas import UnresolvedRef, inline_refs
 
 
 def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema with its local `$ref`s to `$defs` replaced by the definitions (a
     `$ref`'s sibling keywords kept over them) and `$defs` dropped; unchanged when a
     definition refers to itself, directly or not (fastmcp's dereferencing then decides)."""
-    defs = schema.get("$defs")
-    if not isinstance(defs, dict):
+    if not isinstance(schema.get("$defs"), dict):
         return schema
-
-    def resolve(node: Any, depth: int) -> Any:
-        if isinstance(node, list):
-            return [resolve(item, depth) for item in node]
-        if not isinstance(node, dict):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            target = defs.get(ref.removeprefix("#/$defs/"))
-            if target is None or depth >= MAX_INLINE_DEPTH:
-                raise RecursionError(ref)
-            siblings = {k: resolve(v, depth) for k, v in node.items() if k != "$ref"}
-            return {**resolve(target, depth + 1), **siblings}
-        return {k: resolve(v, depth) for k, v in node.items() if k != "$defs"}
-
     try:
-        return resolve(schema, 0)
-    except RecursionError:
+        return inline_refs(schema, unresolved="raise")
+    except UnresolvedRef:
         return schema
 
 

@@ -17,7 +17,7 @@ names are rewritten and mapped back by `ToolNames`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 _META = frozenset({"$schema", "$id", "$comment"})
 _TOP_FORBIDDEN = ("anyOf", "oneOf", "allOf", "enum", "not", "const")
@@ -97,9 +97,16 @@ def _merge_top_variants(schema: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def inline_refs(schema: dict[str, Any], depth: int = 8) -> dict[str, Any]:
+class UnresolvedRef(ValueError):
+    """A reference to no definition, or a cycle (with `unresolved="raise"`)."""
+
+
+def inline_refs(schema: dict[str, Any], depth: int = 8,
+                unresolved: Literal["open", "raise"] = "open") -> dict[str, Any]:
     """Local `#/$defs/X` references replaced by their definitions, for providers that drop
-    `$defs` (Ollama); a cycle or a reference deeper than `depth` becomes an open object."""
+    `$defs` (Ollama) and for our own tools' listings (orchestrator_mcp/schemas.py); a cycle,
+    a reference deeper than `depth` or to no definition becomes an open object, or raises
+    UnresolvedRef."""
     defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
 
     def walk(value: Any, level: int) -> Any:
@@ -111,6 +118,8 @@ def inline_refs(schema: dict[str, Any], depth: int = 8) -> dict[str, Any]:
         if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
             target = defs.get(ref.rsplit("/", 1)[1])
             if target is None or level >= depth:
+                if unresolved == "raise":
+                    raise UnresolvedRef(ref)
                 return {"type": "object"}
             siblings = {k: v for k, v in value.items() if k != "$ref"}
             return walk({**target, **siblings}, level + 1)
