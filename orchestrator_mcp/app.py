@@ -81,23 +81,36 @@ class Application:
         # enabled, else `serve` launches DBOS when there is durable work (RunEngine.start).
         self.engine.on_launch(self.schedules.start)
         scheduled = any(schedule.enabled for schedule in self.schedules.schedules.values())
+        # A `serve` that starts while another process still executes for its data dir (a
+        # host restarting it) takes over once that one exits: its executor parts start then.
+        self.engine.on_take_over(self._start_executor_parts)
         await self.engine.start(execute=execute, worker=self.role == "worker",
-                                on_demand=self.role == "serve" and not scheduled)
+                                on_demand=self.role == "serve" and not scheduled,
+                                take_over=self.role == "serve")
         if self.role == "command" and self.engine.executor:
             self.gateway.start()
         # Alerts are routed where they are received when replicas share a database (runs
         # wait in the shared queue for a worker); on the embedded files, by the executor.
-        if self.role == "serve" and (self.engine.executor or self.engine.database.shared):
-            try:
-                await self.alerts.start()
-            except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
-                log.exception("alert handling could not start")
+        if self.role == "serve" and self.engine.database.shared and not self.engine.executor:
+            await self._start_alerts()
+        if self.engine.executor:
+            await self._start_executor_parts()
+
+    async def _start_executor_parts(self) -> None:
+        if self.role == "serve":
+            await self._start_alerts()
         # Where runs execute; a command's events are sent by the next server or worker.
-        if self.role != "command" and self.engine.executor:
+        if self.role != "command":
             try:
                 await self.notifications.start()
             except Exception:  # noqa: BLE001 - runs go on; the next start catches up
                 log.exception("notifications could not start")
+
+    async def _start_alerts(self) -> None:
+        try:
+            await self.alerts.start()
+        except Exception:  # noqa: BLE001 - alerts answer 503 until fixed
+            log.exception("alert handling could not start")
 
     async def stop(self) -> None:
         """Stop each part, giving each at most STOP_SECONDS: a part that hangs must not

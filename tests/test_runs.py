@@ -389,6 +389,29 @@ async def test_repeated_sigkills_never_repeat_a_completed_call(setup, llm) -> No
     assert kills >= 2
 
 
+async def test_a_server_started_beside_another_takes_over_when_it_exits(setup, llm) -> None:
+    """A host restarts the server while the old process still runs (a slow shutdown, or a
+    hang): the new one submits to the old one, and once that one is gone it executes runs
+    itself — the run the old one left unfinished and new ones."""
+    async with server(setup, llm) as old:
+        old_pid = _server_pid(setup)
+        async with server(setup, llm) as new:
+            await old.call_tool("list_servers", {})
+            slow = await start(new, "CALL counter_append {\"tag\": \"once\"}\n"
+                               + "\n".join(["SLEEP 0.5"] * 6))
+            await until(new, slow["run_id"], "running")
+            os.kill(old_pid, signal.SIGKILL)
+            finished = await until(new, slow["run_id"], "completed", timeout=60)
+            later = await start(new, "CALL counter_append {\"tag\": \"later\"}")
+            await until(new, later["run_id"], "completed", timeout=30)
+            assert _server_pid(setup) != old_pid
+    assert [s["kind"] for s in finished["steps"]].count("tool") == 1
+    tags = [line for line in setup["counts"].read_text().splitlines() if line.startswith("tag:")]
+    assert sorted(tags) == ["tag:later", "tag:once"]
+    log = (setup["data"].parent / "server-stderr.log").read_text()
+    assert "takes over when it stops" in log and "executes them now" in log
+
+
 async def test_audit_log_and_costs(setup, llm) -> None:
     async with server(setup, llm) as client:
         view = await start(client, "CALL counter_bump {}", wait=True)

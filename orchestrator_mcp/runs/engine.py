@@ -4,7 +4,9 @@ DBOS (≈0.5 s to import) is started in the background after the front is servin
 start-up stays light; the first run-related call waits for it. Launching DBOS recovers every
 run a previous process left unfinished. `serve` on the embedded files launches it only once
 there is durable work (on_demand): an idle server then carries neither DBOS's memory
-(≈30 MB) nor its pollers' CPU.
+(≈30 MB) nor its pollers' CPU. A `serve` that finds another process holding the data dir's
+executor lock (a host restarting it while the old one still shuts down) takes over once the
+lock is free (take_over).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ log = logging.getLogger(__name__)
 DBOS_APP_NAME = "orchestrator-mcp"
 WORKFLOW_VERSION = "runs-5"  # bump when a durable workflow's step sequence or names change
 START_TIMEOUT = 60.0
+# How often a `serve` that found the executor lock held looks whether it is free (a flock
+# attempt: costs nothing measurable).
+TAKE_OVER_POLL_SECONDS = 1.0
 RUN_QUEUE = "orchestrator_runs"
 # Runs started by other runs (delegations, workflow agent steps) queue apart, so parents
 # waiting for their children can never take every slot the children need.
@@ -167,6 +172,8 @@ class RunEngine:
         self._launching = asyncio.Lock()
         self._launch_hooks: list[Callable[[], Awaitable[None]]] = []
         self._launch_watch: asyncio.Task[None] | None = None
+        self._take_over_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._take_over_watch: asyncio.Task[None] | None = None
 
     def add_kind(self, kind: RunKind) -> None:
         """Execute `kind` too: for a part built after the engine that starts runs through
@@ -182,8 +189,13 @@ class RunEngine:
         DBOS's scheduler then); a hook that fails is logged, the others still run."""
         self._launch_hooks.append(hook)
 
+    def on_take_over(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` when this process becomes the executor after it started as a
+        submitter (`take_over`): the parts that only the executor runs start then."""
+        self._take_over_hooks.append(hook)
+
     async def start(self, *, execute: bool = True, worker: bool = False,
-                    on_demand: bool = False) -> None:
+                    on_demand: bool = False, take_over: bool = False) -> None:
         """Open the store and DBOS. The process that gets the data dir's executor lock
         launches DBOS (which recovers unfinished runs) and executes runs; any other one
         submits, approves and cancels through the system database and reads the table.
@@ -191,7 +203,9 @@ class RunEngine:
         `on_demand` (`serve` on the embedded files): launch DBOS at once only when its
         system database holds unfinished or queued work; otherwise on the first
         submission, approval or cancel, or when another process (the CLI) queues work,
-        looked for every `poll_seconds`."""
+        looked for every `poll_seconds`.
+        `take_over` (`serve` on the embedded files): when another process holds the executor
+        lock, take it once that process exits, and execute from then on."""
         self._loop = asyncio.get_running_loop()
         self._worker = worker
         if self._failed:
@@ -236,12 +250,7 @@ class RunEngine:
                     self._wake_all, self.database.scrub)
                 self._listener.start()
             if self.executor:
-                if (on_demand and not self.database.shared
-                        and not await asyncio.to_thread(self._durable_work_waiting)):
-                    self._launch_watch = asyncio.create_task(self._launch_when_queued(),
-                                                             name="runs:launch-on-demand")
-                else:
-                    await self._launch()
+                await self._begin_executing(on_demand=on_demand)
             else:
                 await asyncio.to_thread(importlib.import_module, "dbos")
                 from dbos import DBOS, DBOSClient
@@ -251,6 +260,9 @@ class RunEngine:
                 await asyncio.to_thread(DBOS.migrate, self._dbos_url)
                 self._client = await asyncio.to_thread(
                     DBOSClient, system_database_url=self._dbos_url)
+                if take_over and execute and not self.database.shared:
+                    self._take_over_watch = asyncio.create_task(
+                        self._take_over_when_free(on_demand=on_demand), name="runs:take-over")
         except RunsUnavailable:
             pass  # DBOS could not launch: said and logged by _launch
         except Exception as exc:  # noqa: BLE001 - reported on every run call instead
@@ -259,14 +271,44 @@ class RunEngine:
         finally:
             self._ready.set()
 
-    def _take_lock(self) -> bool:
+    async def _begin_executing(self, *, on_demand: bool) -> None:
+        if (on_demand and not self.database.shared
+                and not await asyncio.to_thread(self._durable_work_waiting)):
+            self._launch_watch = asyncio.create_task(self._launch_when_queued(),
+                                                     name="runs:launch-on-demand")
+        else:
+            await self._launch()
+
+    async def _take_over_when_free(self, *, on_demand: bool) -> None:
+        """Take the executor lock once the process holding it exits, then execute: launch
+        DBOS (which recovers what that process left unfinished) and start the parts only
+        the executor runs. Until then, calls go through the DBOS client as before."""
+        while not await asyncio.to_thread(self._take_lock, quiet=True):
+            await asyncio.sleep(TAKE_OVER_POLL_SECONDS)
+        log.info("the process that executed runs for %s has stopped; this process (pid %s) "
+                 "executes them now", self.data_dir, os.getpid())
+        self.executor = True
+        with contextlib.suppress(RunsUnavailable):  # logged; every run call says so
+            await self._begin_executing(on_demand=on_demand)
+        client, self._client = self._client, None
+        if client is not None:
+            await asyncio.to_thread(client.destroy)
+        for hook in self._take_over_hooks:
+            try:
+                await hook()
+            except Exception:  # noqa: BLE001 - runs go on without what it sets up
+                log.exception("a part could not be set up after taking over the runs")
+
+    def _take_lock(self, *, quiet: bool = False) -> bool:
         handle = (self.data_dir / "executor.lock").open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            log.info("pid %s executes runs for %s; this process submits to it",
-                     handle.read().strip() or "another process", self.data_dir)
+            if not quiet:
+                handle.seek(0)
+                log.info("pid %s executes runs for %s; this process submits to it and "
+                         "takes over when it stops", handle.read().strip()
+                         or "another process", self.data_dir)
             handle.close()
             return False
         handle.truncate(0)
@@ -488,11 +530,12 @@ class RunEngine:
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
-        if self._launch_watch is not None:
-            self._launch_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._launch_watch
-            self._launch_watch = None
+        for watch in (self._take_over_watch, self._launch_watch):
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+        self._take_over_watch = self._launch_watch = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
