@@ -71,6 +71,7 @@ class Application:
     front: FastMCP = field(init=False)
     role: Role = "serve"
     execute: bool = True  # also execute runs (serve --no-execute: only a front)
+    http: bool = False  # serve --http (else stdio)
 
     async def start(self) -> None:
         if self.role != "command":
@@ -84,16 +85,23 @@ class Application:
         # A `serve` that starts while another process still executes for its data dir (a
         # host restarting it) takes over once that one exits: its executor parts start then.
         self.engine.on_take_over(self._start_executor_parts)
+        # A stdio serve with nothing to do opens our tables on the first call that needs
+        # them (RunEngine.start): no SQLAlchemy in an idle process. Its executor parts start
+        # then (an HTTP one takes alerts and has its keys in the tables from the start).
+        defer_store = (self.role == "serve" and not self.http and not scheduled
+                       and not self.notifications.settings.targets
+                       and not await asyncio.to_thread(self.alerts.left_waiting))
+        self.engine.on_open(self._start_executor_parts)
         await self.engine.start(execute=execute, worker=self.role == "worker",
                                 on_demand=self.role == "serve" and not scheduled,
-                                take_over=self.role == "serve")
+                                take_over=self.role == "serve", defer_store=defer_store)
         if self.role == "command" and self.engine.executor:
             self.gateway.start()
         # Alerts are routed where they are received when replicas share a database (runs
         # wait in the shared queue for a worker); on the embedded files, by the executor.
         if self.role == "serve" and self.engine.database.shared and not self.engine.executor:
             await self._start_alerts()
-        if self.engine.executor:
+        if self.engine.executor and not self.engine.store_deferred:
             await self._start_executor_parts()
 
     async def _start_executor_parts(self) -> None:
@@ -248,7 +256,7 @@ def build_application(
     notifications = NotificationDispatcher(config.servers.notifications, engine)
     application = Application(config, data_dir, gateway, engine, workflows, templates,
                               schedules, alerts, notifications, knowledge=kb, role=role,
-                              execute=execute)
+                              execute=execute, http=http)
     application.front = build_front(gateway, settings, engine, application.running,
                                     http=config.servers.http if http else None, knowledge=kb,
                                     workflows=workflows, templates=templates,

@@ -269,6 +269,35 @@ def test_receipt_survives_a_crash_right_after_acceptance(orchestrator: Orchestra
     assert len(runs) == 1 and "crash-1" in runs[0]["goal"]
 
 
+def test_a_stdio_server_takes_up_alerts_an_http_one_left(orchestrator: Orchestrator) -> None:
+    """A notification the HTTP server stored but never routed (it stopped first) is taken
+    up by the next server on the data dir, even a stdio one, which opens its tables only
+    when there is something to do (RunEngine.start(defer_store))."""
+    import sqlalchemy as sa
+
+    from orchestrator_mcp.alerts.payload import Notification
+    from orchestrator_mcp.alerts.store import AlertStore
+
+    orchestrator.stop()
+    left = Notification.model_validate(notification(instance="left-1"))
+    engine = sa.create_engine(f"sqlite:///{orchestrator.data / 'runs.sqlite'}")
+    try:
+        AlertStore(engine).receive(left.receipt_id, left.group_id, left.status,
+                                   left.model_dump(by_alias=True))
+    finally:
+        engine.dispose()
+    stdio = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator_mcp", "--config-dir", str(orchestrator.config),
+         "--data-dir", str(orchestrator.data), "--log-level", "WARNING", "serve"],
+        env=orchestrator.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        runs = wait_until(lambda: orchestrator.runs())
+    finally:
+        stdio.kill()
+        stdio.wait(20)
+    assert len(runs) == 1 and "left-1" in runs[0]["goal"]
+
+
 def test_retries_racing_their_original_are_taken_once(orchestrator: Orchestrator) -> None:
     """Alertmanager retries a notification it timed out on while the first copy may still
     be stored: every copy is answered 200, one is accepted, one run starts."""

@@ -120,7 +120,9 @@ def test_short_schemas_keep_what_results_are_built_and_read_by() -> None:
 def test_an_idle_server_with_its_built_ins_connected_loads_no_jsonref(tmp_path: Path) -> None:
     """The front's and the built-in servers' tools are listed with their `$defs` inlined,
     so fastmcp's dereferencing never imports jsonref (and requests, ≈ 5 MB) for them; nor
-    does anything load DBOS before there is a run (RunEngine.start(on_demand))."""
+    does anything load DBOS before there is a run (RunEngine.start(on_demand)), nor
+    SQLAlchemy before a call reads or writes the tables (defer_store, stdio); the first
+    run-related call then opens them."""
     config = write_config(tmp_path / "config", {})
     code = textwrap.dedent(f"""
         import asyncio, json, sys
@@ -140,11 +142,15 @@ def test_an_idle_server_with_its_built_ins_connected_loads_no_jsonref(tmp_path: 
                 schemas = json.dumps([[e.tool.input_schema, e.tool.output_schema]
                                       for e in app.gateway.catalog.tools.values()])
                 print(len(listed), "$ref" in schemas,
-                      sorted(m for m in ("jsonref", "requests", "dbos") if m in sys.modules))
+                      sorted(m for m in ("jsonref", "requests", "dbos", "sqlalchemy")
+                             if m in sys.modules))
+                print(len(await app.engine.list()), "sqlalchemy" in sys.modules)
 
         asyncio.run(main())
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "FASTMCP_CHECK_FOR_UPDATES": "off"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[1:] == ["False", "[]"], done.stdout
+    idle, first_call = done.stdout.splitlines()[-2:]
+    assert idle.split()[1:] == ["False", "[]"], done.stdout
+    assert first_call == "0 True", done.stdout

@@ -179,8 +179,8 @@ async def test_a_run_recorded_but_never_queued_does_not_hold_the_schedule(
     """A tick stopped between recording its run and queueing it (a shutdown) leaves a
     `queued` run no executor will take; `overlap: skip` must not wait for it forever."""
     write_schedules(setup, {})
-    async with server(setup, llm):
-        pass
+    async with server(setup, llm) as client:  # a first call creates the tables
+        await client.call_tool("list_runs", {})
     orphan = "sch_beat.20200101T000000Z"
     with sqlite3.connect(setup["data"] / "runs.sqlite") as db:
         db.execute("INSERT INTO orch_runs (id, goal, profile, status, source, context, "

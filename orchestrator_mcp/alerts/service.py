@@ -23,7 +23,9 @@ import hmac
 import json
 import logging
 import re
+import sqlite3
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -156,6 +158,26 @@ class AlertService:
         return receipt, new
 
     # ---- processing -----------------------------------------------------------------
+
+    def left_waiting(self) -> bool:
+        """Whether the embedded files hold notifications another process received and did
+        not finish (blocking; sqlite3 read-only, so that nothing of SQLAlchemy is loaded to
+        ask). False on a shared database: its replicas take them up."""
+        if self.engine.database.shared:
+            return False
+        path = self.engine.database.store_url.removeprefix("sqlite:///")
+        if not Path(path).exists():
+            return False
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                    timeout=5)) as db:
+                row = db.execute("SELECT 1 FROM orch_alert_notifications WHERE state IN "
+                                 "('received', 'deferred') LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            if "no such table" in str(exc):  # tables not created yet
+                return False
+            return True  # cannot tell: start() opens the store and says what is wrong
+        return row is not None
 
     async def start(self) -> None:
         from orchestrator_mcp.alerts.store import AlertStore  # SQLAlchemy: not at import

@@ -4,7 +4,9 @@ DBOS (≈0.5 s to import) is started in the background after the front is servin
 start-up stays light; the first run-related call waits for it. Launching DBOS recovers every
 run a previous process left unfinished. `serve` on the embedded files launches it only once
 there is durable work (on_demand): an idle server then carries neither DBOS's memory
-(≈30 MB) nor its pollers' CPU. A `serve` that finds another process holding the data dir's
+(≈30 MB) nor its pollers' CPU; a stdio `serve` with nothing waiting also opens our tables only
+on the first call that reads or writes them (defer_store: SQLAlchemy, ≈10 MB, stays
+unloaded). A `serve` that finds another process holding the data dir's
 executor lock (a host restarting it while the old one still shuts down) takes over once the
 lock is free (take_over).
 """
@@ -174,6 +176,10 @@ class RunEngine:
         self._launch_watch: asyncio.Task[None] | None = None
         self._take_over_hooks: list[Callable[[], Awaitable[None]]] = []
         self._take_over_watch: asyncio.Task[None] | None = None
+        self._store_deferred = False
+        self._opening = asyncio.Lock()
+        self._open_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._hook_tasks: set[asyncio.Task[None]] = set()
 
     def add_kind(self, kind: RunKind) -> None:
         """Execute `kind` too: for a part built after the engine that starts runs through
@@ -194,8 +200,19 @@ class RunEngine:
         submitter (`take_over`): the parts that only the executor runs start then."""
         self._take_over_hooks.append(hook)
 
+    def on_open(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` (in a task of its own) once a deferred store opens (`defer_store`):
+        the parts that read our tables from the start (alerts) start then."""
+        self._open_hooks.append(hook)
+
+    @property
+    def store_deferred(self) -> bool:
+        """Whether our tables open only on the first call that needs them."""
+        return self._store_deferred
+
     async def start(self, *, execute: bool = True, worker: bool = False,
-                    on_demand: bool = False, take_over: bool = False) -> None:
+                    on_demand: bool = False, take_over: bool = False,
+                    defer_store: bool = False) -> None:
         """Open the store and DBOS. The process that gets the data dir's executor lock
         launches DBOS (which recovers unfinished runs) and executes runs; any other one
         submits, approves and cancels through the system database and reads the table.
@@ -205,7 +222,10 @@ class RunEngine:
         submission, approval or cancel, or when another process (the CLI) queues work,
         looked for every `poll_seconds`.
         `take_over` (`serve` on the embedded files): when another process holds the executor
-        lock, take it once that process exits, and execute from then on."""
+        lock, take it once that process exits, and execute from then on.
+        `defer_store` (stdio `serve` with nothing that reads the tables from the start): with
+        `on_demand` and no durable work waiting, open our tables on the first call that
+        needs them (`ready`), or when DBOS launches."""
         self._loop = asyncio.get_running_loop()
         self._worker = worker
         if self._failed:
@@ -214,33 +234,16 @@ class RunEngine:
         try:
             # On a shared database every process asked to execute does; on the embedded
             # files only the one holding the data dir's lock.
+            if not self.database.shared:
+                await asyncio.to_thread(self.data_dir.mkdir, parents=True, exist_ok=True)
             self.executor = execute and (self.database.shared or self._take_lock())
-            await asyncio.to_thread(importlib.import_module, "sqlalchemy")
-            from orchestrator_mcp.runs.store import RunStore
-
-            try:
-                self._store = await asyncio.to_thread(RunStore, self._database_url)
-            except DatabaseError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - driver errors vary
-                raise explain_connect_error(self.database, exc) from None
-            from orchestrator_mcp.telemetry.audit_store import AuditLog
-
-            self._audit = await asyncio.to_thread(AuditLog, self._db.engine,
-                                                  self._audit_retention_days)
-            if execute:
-                await asyncio.to_thread(self._audit.purge)
-            if self._memory_index is not None:
-                from orchestrator_mcp.memory.service import Memories
-                from orchestrator_mcp.memory.store import MemoryStore
-
-                self._memories = Memories(MemoryStore(self._db.engine), self._memory_index)
-            from orchestrator_mcp.telemetry import metrics
-
-            store = self._db
-            metrics.APPROVALS_PENDING.set_function(
-                lambda: store.count(RunStatus.AWAITING_APPROVAL))
-            metrics.RUN_QUEUE.source = self.queue_state
+            if (defer_store and on_demand and self.executor and not self.database.shared
+                    and await self._nothing_waiting()):
+                self._store_deferred = True
+                self._launch_watch = asyncio.create_task(self._launch_when_queued(),
+                                                         name="runs:launch-on-demand")
+                return
+            await self._open_store(purge=execute)
             if self.database.shared:
                 # Runs this process waits for may execute in another one.
                 from orchestrator_mcp.runs.changes import StatusListener
@@ -271,9 +274,61 @@ class RunEngine:
         finally:
             self._ready.set()
 
+    async def _open_store(self, *, purge: bool) -> None:
+        await asyncio.to_thread(importlib.import_module, "sqlalchemy")
+        from orchestrator_mcp.runs.store import RunStore
+
+        try:
+            self._store = await asyncio.to_thread(RunStore, self._database_url)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - driver errors vary
+            raise explain_connect_error(self.database, exc) from None
+        from orchestrator_mcp.telemetry.audit_store import AuditLog
+
+        self._audit = await asyncio.to_thread(AuditLog, self._db.engine,
+                                              self._audit_retention_days)
+        if purge:
+            await asyncio.to_thread(self._audit.purge)
+        if self._memory_index is not None:
+            from orchestrator_mcp.memory.service import Memories
+            from orchestrator_mcp.memory.store import MemoryStore
+
+            self._memories = Memories(MemoryStore(self._db.engine), self._memory_index)
+        from orchestrator_mcp.telemetry import metrics
+
+        store = self._db
+        metrics.APPROVALS_PENDING.set_function(
+            lambda: store.count(RunStatus.AWAITING_APPROVAL))
+        metrics.RUN_QUEUE.source = self.queue_state
+
+    async def _open_deferred_store(self) -> None:
+        """Open the tables `start` left closed (defer_store), once; then the open hooks."""
+        async with self._opening:
+            if not self._store_deferred:
+                return
+            try:
+                await self._open_store(purge=True)
+            except Exception as exc:  # noqa: BLE001 - reported on every run call instead
+                self._failed = self.database.scrub(f"the run engine could not start: {exc}")
+                log.error("%s", self._failed)
+            self._store_deferred = False
+        if self._failed:
+            return
+        for hook in self._open_hooks:
+            task = asyncio.create_task(self._run_hook(hook), name="runs:on-open")
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+
+    @staticmethod
+    async def _run_hook(hook: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await hook()
+        except Exception:  # noqa: BLE001 - runs go on without what it sets up
+            log.exception("a part could not be set up after the run engine opened its tables")
+
     async def _begin_executing(self, *, on_demand: bool) -> None:
-        if (on_demand and not self.database.shared
-                and not await asyncio.to_thread(self._durable_work_waiting)):
+        if on_demand and not self.database.shared and await self._nothing_waiting():
             self._launch_watch = asyncio.create_task(self._launch_when_queued(),
                                                      name="runs:launch-on-demand")
         else:
@@ -320,6 +375,8 @@ class RunEngine:
     async def _launch(self) -> None:
         """Launch DBOS in this executing process (once): recovers what a previous process
         left unfinished, then polls the queues; then the launch hooks."""
+        if self._store_deferred:
+            await self._open_deferred_store()
         async with self._launching:
             if self._launched:
                 return
@@ -378,13 +435,20 @@ class RunEngine:
                     await self._launch()
                 return
 
+    async def _nothing_waiting(self) -> bool:
+        """No durable work waiting (on_demand may wait); when the file cannot be read,
+        False: DBOS launches and says what is wrong."""
+        try:
+            return not await asyncio.to_thread(self._durable_work_waiting)
+        except Exception:  # noqa: BLE001 - a locked or damaged file
+            log.warning("could not look for queued runs in %s", self._dbos_url, exc_info=True)
+            return False
+
     def _durable_work_waiting(self) -> bool:
         """Whether DBOS's system database (embedded files) holds a workflow that has not
         ended: queued by another process, or left unfinished by one that stopped.
         Read-only through sqlite3, so that nothing of DBOS is loaded to ask."""
-        from sqlalchemy.engine import make_url
-
-        path = make_url(self._dbos_url).database
+        path = self._dbos_url.removeprefix("sqlite:///")  # the embedded files' own URL
         if not path or not Path(path).exists():
             return False
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
@@ -516,6 +580,8 @@ class RunEngine:
             return "the run engine is starting"
         if self._failed:
             return self._failed
+        if self._store_deferred:
+            return None  # opened by the first call that needs it
         try:
             await asyncio.wait_for(asyncio.to_thread(self._db.ping), 5)
         except Exception as exc:  # noqa: BLE001
@@ -530,7 +596,7 @@ class RunEngine:
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
-        for watch in (self._take_over_watch, self._launch_watch):
+        for watch in (self._take_over_watch, self._launch_watch, *self._hook_tasks):
             if watch is not None:
                 watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -572,6 +638,8 @@ class RunEngine:
         except TimeoutError:
             raise RunsUnavailable("the run engine is still starting; try again shortly"
                                   ) from None
+        if self._store_deferred:
+            await self._open_deferred_store()
         if self._failed:
             raise RunsUnavailable(self._failed)
 
