@@ -25,7 +25,6 @@ import logging
 import re
 import sqlite3
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 from orchestrator_mcp.alerts import kinds as durable_kinds
 from orchestrator_mcp.alerts.payload import Notification
 from orchestrator_mcp.config.alerts import AlertRule, AlertsSettings
+from orchestrator_mcp.db.peek import finds_a_row, sqlite_path
 from orchestrator_mcp.errors import UserError
 from orchestrator_mcp.runs.engine import RunEngine, RunNotFound
 from orchestrator_mcp.telemetry import metrics
@@ -165,19 +165,12 @@ class AlertService:
         ask). False on a shared database: its replicas take them up."""
         if self.engine.database.shared:
             return False
-        path = self.engine.database.store_url.removeprefix("sqlite:///")
-        if not Path(path).exists():
-            return False
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                    timeout=5)) as db:
-                row = db.execute("SELECT 1 FROM orch_alert_notifications WHERE state IN "
-                                 "('received', 'deferred') LIMIT 1").fetchone()
-        except sqlite3.Error as exc:
-            if "no such table" in str(exc):  # tables not created yet
-                return False
+            return finds_a_row(sqlite_path(self.engine.database.store_url),
+                               "SELECT 1 FROM orch_alert_notifications WHERE state IN "
+                               "('received', 'deferred') LIMIT 1")
+        except sqlite3.Error:
             return True  # cannot tell: start() opens the store and says what is wrong
-        return row is not None
 
     async def start(self) -> None:
         from orchestrator_mcp.alerts.store import AlertStore  # SQLAlchemy: not at import

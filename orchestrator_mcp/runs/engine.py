@@ -20,7 +20,6 @@ import importlib
 import logging
 import os
 import socket
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ from orchestrator_mcp.config import ProfileConfig
 from orchestrator_mcp.config.environment import environment
 from orchestrator_mcp.config.http import PrincipalLimits
 from orchestrator_mcp.config.runs import RunsSettings
+from orchestrator_mcp.db.peek import finds_a_row, sqlite_path
 from orchestrator_mcp.gateway import Gateway
 from orchestrator_mcp.llm import LLMProvider
 from orchestrator_mcp.llm.types import LLMNotConfigured
@@ -448,19 +448,9 @@ class RunEngine:
         """Whether DBOS's system database (embedded files) holds a workflow that has not
         ended: queued by another process, or left unfinished by one that stopped.
         Read-only through sqlite3, so that nothing of DBOS is loaded to ask."""
-        path = self._dbos_url.removeprefix("sqlite:///")  # the embedded files' own URL
-        if not path or not Path(path).exists():
-            return False
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                timeout=5)) as db:
-            try:
-                row = db.execute("SELECT 1 FROM workflow_status WHERE status IN "
-                                 "('PENDING', 'ENQUEUED', 'DELAYED') LIMIT 1").fetchone()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):  # DBOS never launched on this data dir
-                    return False
-                raise
-        return row is not None
+        return finds_a_row(sqlite_path(self._dbos_url),
+                           "SELECT 1 FROM workflow_status WHERE status IN "
+                           "('PENDING', 'ENQUEUED', 'DELAYED') LIMIT 1")
 
     def _launch_dbos(self) -> None:
         from dbos import DBOS, DBOSConfig
