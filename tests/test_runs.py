@@ -394,12 +394,12 @@ async def test_a_server_started_beside_another_takes_over_when_it_exits(setup, l
     hang): the new one submits to the old one, and once that one is gone it executes runs
     itself — the run the old one left unfinished and new ones."""
     async with server(setup, llm) as old:
-        old_pid = _server_pid(setup)
         async with server(setup, llm) as new:
             await old.call_tool("list_servers", {})
             slow = await start(new, "CALL counter_append {\"tag\": \"once\"}\n"
                                + "\n".join(["SLEEP 0.5"] * 6))
             await until(new, slow["run_id"], "running")
+            old_pid = _server_pid(setup)  # the old one executes it
             os.kill(old_pid, signal.SIGKILL)
             finished = await until(new, slow["run_id"], "completed", timeout=60)
             later = await start(new, "CALL counter_append {\"tag\": \"later\"}")
