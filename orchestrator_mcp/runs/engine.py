@@ -4,11 +4,11 @@ DBOS (≈0.5 s to import) is started in the background after the front is servin
 start-up stays light; the first run-related call waits for it. Launching DBOS recovers every
 run a previous process left unfinished. `serve` on the embedded files launches it only once
 there is durable work (on_demand): an idle server then carries neither DBOS's memory
-(≈30 MB) nor its pollers' CPU; a stdio `serve` with nothing waiting also opens our tables only
-on the first call that reads or writes them (defer_store: SQLAlchemy, ≈10 MB, stays
-unloaded). A `serve` that finds another process holding the data dir's
-executor lock (a host restarting it while the old one still shuts down) takes over once the
-lock is free (take_over).
+(≈30 MB) nor its pollers' CPU; a stdio `serve` with nothing waiting also opens our tables
+only on the first call that reads or writes them (defer_store: SQLAlchemy, ≈10 MB, stays
+unloaded). A `serve` that finds another process holding the data dir's executor lock (a host
+restarting it while the old one still shuts down) takes over once the lock is free
+(take_over).
 """
 
 from __future__ import annotations
