@@ -42,10 +42,10 @@ Role = Literal["serve", "worker", "command"]
 class Application:
     """Every part of one process, started and stopped in one order by every command:
 
-    * `serve`: the front answers at once and the spawned downstream servers start
-      connecting; the other parts start START_DELAY later, in the background (`running`, the front's
-      lifespan), DBOS only once there is durable work (on the embedded files); it handles
-      alerts;
+    * `serve`: the front answers at once; the spawned downstream servers start
+      connecting once it has answered its host's first tools/list, the other parts
+      START_DELAY later, in the background (`running`, the front's lifespan), DBOS only
+      once there is durable work (on the embedded files); it handles alerts;
     * `worker`: executes runs, no front (`started`);
     * `command` (the CLI's run/approve/list…): executes only when no server holds the data
       dir, and connects to downstream servers only then (`started`).
@@ -72,6 +72,8 @@ class Application:
     role: Role = "serve"
     execute: bool = True  # also execute runs (serve --no-execute: only a front)
     http: bool = False  # serve --http (else stdio)
+    # Set once the front has answered its host's first tools/list (`running`).
+    host_listed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def start(self) -> None:
         if self.role != "command":
@@ -144,12 +146,16 @@ class Application:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """For the front (its lifespan): the servers that run in processes of their own
-        start connecting at once (so the first downstream call comes soon); the rest
-        START_DELAY later, in the background, so as not to compete with the host's first
-        requests for this process's CPU."""
+        """For the front (its lifespan), in the background: the servers that run in
+        processes of their own start connecting once the front has answered its host's
+        first tools/list (at most START_DELAY after start), the other parts START_DELAY
+        after that. Both compete with the host's first requests for this machine's CPU:
+        node processes starting, fastmcp's client being imported, built-in servers built."""
 
         async def start_later() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(START_DELAY):
+                    await self.host_listed.wait()
             self.gateway.start(spawned_only=True)
             await asyncio.sleep(START_DELAY)
             await self.start()
@@ -262,7 +268,8 @@ def build_application(
                                     workflows=workflows, templates=templates,
                                     schedules=schedules,
                                     memory=any(p.memory.enabled
-                                               for p in config.profiles.profiles.values()))
+                                               for p in config.profiles.profiles.values()),
+                                    on_first_listing=application.host_listed.set)
     return application
 
 

@@ -156,6 +156,42 @@ async def test_stdio_front_tools(stdio_client) -> None:
     assert any(t["name"] == "everything_echo" and t["read_only"] for t in catalog)
 
 
+async def test_spawned_servers_start_once_the_host_has_its_first_list(
+    tmp_path: Path, everything_cfg: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting a downstream server (a node process, fastmcp's client imported) competes
+    with the host's first requests for the CPU, so `serve` starts the spawned servers once
+    its front has answered the host's first tools/list — here with the fallback delay made
+    long, so only the listing can have started them."""
+    import orchestrator_mcp.app as app_module
+    from orchestrator_mcp.config import load_config
+
+    monkeypatch.setattr(app_module, "START_DELAY", 120.0)
+    config = write_config(tmp_path / "config", {"everything": everything_cfg},
+                          gateway={"passthrough": True, "tool_search_threshold": 0})
+    app = app_module.build_application(load_config(config), tmp_path / "data", None)
+    everything = app.gateway.connections["everything"]
+    async with Client(app.front) as client:
+        await asyncio.sleep(0.5)
+        assert everything._task is None  # not started: the host has not listed yet
+        assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
+        await wait_for_tool(client, "everything_echo")
+        assert app.gateway.connections["system"]._task is None  # the rest: 120 s later
+
+
+async def test_a_host_that_never_lists_still_reaches_downstream_tools(
+    tmp_path: Path, everything_cfg: dict
+) -> None:
+    """Without a tools/list (a host that calls a tool it already knows), the spawned
+    servers start START_DELAY after the front: the call waits for its server, then runs."""
+    config = write_config(tmp_path / "config", {"everything": everything_cfg})
+    transport = StdioTransport(sys.executable, serve_args(config, tmp_path / "data"))
+    async with Client(transport) as client:
+        result = await client.call_tool("call_tool", {"name": "everything_echo",
+                                                      "arguments": {"message": "first"}})
+        assert result.content[0].text == "Echo: first"
+
+
 async def test_tool_search_replaces_a_large_catalog(tmp_path: Path, everything_cfg: dict) -> None:
     config = write_config(tmp_path / "config", {"everything": everything_cfg},
                           gateway={"passthrough": True, "tool_search_threshold": 5})

@@ -21,9 +21,10 @@ listed as their servers declare them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.server.transforms import Transform
 from fastmcp.tools import Tool
 
@@ -88,3 +89,18 @@ class CompactListing(Transform):
         if known is None or known[0] is not tool:
             known = self._listed[tool.key] = (tool, listed(tool))
         return known[1]
+
+
+class FirstListing(Middleware):
+    """Calls `then` once, when the front has answered its first tools/list."""
+
+    def __init__(self, then: Callable[[], None]) -> None:
+        self._then: Callable[[], None] | None = then
+
+    async def on_list_tools(self, context: MiddlewareContext[Any],
+                            call_next: CallNext[Any, Any]) -> Any:
+        result = await call_next(context)
+        if self._then is not None:
+            then, self._then = self._then, None
+            then()
+        return result

@@ -25,7 +25,7 @@ from orchestrator_mcp.front.approval_app import ApprovalCards, register_approval
 from orchestrator_mcp.front.errors import UserErrors
 from orchestrator_mcp.front.keys_tools import register_key_tools
 from orchestrator_mcp.front.knowledge_tools import register_knowledge_tools
-from orchestrator_mcp.front.listing import CompactListing
+from orchestrator_mcp.front.listing import CompactListing, FirstListing
 from orchestrator_mcp.front.memory_tools import register_memory_tools
 from orchestrator_mcp.front.passthrough import (
     CatalogChangeNotifier,
@@ -197,9 +197,11 @@ def build_front(
     memory: bool = False,
     templates: TemplateRuns | None = None,
     schedules: ScheduleService | None = None,
+    on_first_listing: Callable[[], None] | None = None,
 ) -> FastMCP:
     """`lifespan` starts and stops the parts behind the front (the composition root's
-    job); without it the gateway alone is started. `http`: served over HTTP, so check
+    job); without it the gateway alone is started. `on_first_listing` is called once the
+    front has answered its first tools/list. `http`: served over HTTP, so check
     token scopes per tool and rate-limit per token. `memory`: a profile has agent memory,
     so hosts get list_memories and forget."""
     notifier = CatalogChangeNotifier()
@@ -231,6 +233,8 @@ def build_front(
             http.rate_limit_per_second, http.rate_limit_burst)] if http else [])],
     )
     notifier.install(mcp)
+    if on_first_listing is not None:
+        mcp.add_middleware(FirstListing(on_first_listing))
     audit = HostCallAudit(engine) if engine is not None else None
     host_calls = HostCalls(gateway, audit, settings.host_calls)
 
