@@ -180,13 +180,17 @@ async def test_spawned_servers_start_once_the_host_has_its_first_list(
 
 
 async def test_a_host_that_never_lists_still_reaches_downstream_tools(
-    tmp_path: Path, everything_cfg: dict
+    tmp_path: Path, everything_cfg: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without a tools/list (a host that calls a tool it already knows), the spawned
-    servers start START_DELAY after the front: the call waits for its server, then runs."""
+    """A host that calls a tool it already knows, with no tools/list: the call starts its
+    server at once (not START_DELAY later, made long here) and waits for it."""
+    import orchestrator_mcp.app as app_module
+    from orchestrator_mcp.config import load_config
+
+    monkeypatch.setattr(app_module, "START_DELAY", 120.0)
     config = write_config(tmp_path / "config", {"everything": everything_cfg})
-    transport = StdioTransport(sys.executable, serve_args(config, tmp_path / "data"))
-    async with Client(transport) as client:
+    app = app_module.build_application(load_config(config), tmp_path / "data", None)
+    async with Client(app.front) as client, asyncio.timeout(60):
         result = await client.call_tool("call_tool", {"name": "everything_echo",
                                                       "arguments": {"message": "first"}})
         assert result.content[0].text == "Echo: first"

@@ -113,6 +113,7 @@ class Gateway:
         if server is not None:
             connection = self.connections[server]
             if connection.status is ServerStatus.CONNECTING:
+                connection.start()  # not started yet (`serve` starts some a little later)
                 await connection.wait_settled(self.settings.connect_timeout)
             elif connection.status is ServerStatus.UNHEALTHY:
                 await connection.reconnect_now(
