@@ -165,6 +165,7 @@ async def test_spawned_servers_start_once_the_host_has_its_first_list(
     long, so only the listing can have started them."""
     import orchestrator_mcp.app as app_module
     from orchestrator_mcp.config import load_config
+    from orchestrator_mcp.front.listing import FirstListing
 
     monkeypatch.setattr(app_module, "START_DELAY", 120.0)
     config = write_config(tmp_path / "config", {"everything": everything_cfg},
@@ -177,6 +178,8 @@ async def test_spawned_servers_start_once_the_host_has_its_first_list(
         assert FRONT_TOOLS <= {t.name for t in await client.list_tools()}
         await wait_for_tool(client, "everything_echo")
         assert app.gateway.connections["system"]._task is None  # the rest: 120 s later
+        # Its job done, the watch is no longer a layer of every request.
+        assert not any(isinstance(m, FirstListing) for m in app.front.middleware)
 
 
 async def test_a_host_that_never_lists_still_reaches_downstream_tools(

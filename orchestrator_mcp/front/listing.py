@@ -21,8 +21,9 @@ listed as their servers declare them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.server.transforms import Transform
@@ -30,6 +31,9 @@ from fastmcp.tools import Tool
 
 from orchestrator_mcp.front.passthrough import GatewayTool
 from orchestrator_mcp.schemas import inline_defs
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
 
 WRAPPED = "x-fastmcp-wrap-result"
 
@@ -92,15 +96,20 @@ class CompactListing(Transform):
 
 
 class FirstListing(Middleware):
-    """Calls `then` once, when the front has answered its first tools/list."""
+    """Calls `then` once, when `server` has answered its first tools/list, and leaves
+    the server's middleware then (each one is a layer of every later request)."""
 
-    def __init__(self, then: Callable[[], None]) -> None:
+    def __init__(self, server: FastMCP, then: Callable[[], None]) -> None:
+        self._server = server
         self._then: Callable[[], None] | None = then
+        server.add_middleware(self)
 
     async def on_list_tools(self, context: MiddlewareContext[Any],
                             call_next: CallNext[Any, Any]) -> Any:
         result = await call_next(context)
         if self._then is not None:
             then, self._then = self._then, None
+            with contextlib.suppress(ValueError):
+                self._server.middleware.remove(self)
             then()
         return result

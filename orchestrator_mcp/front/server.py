@@ -234,7 +234,7 @@ def build_front(
     )
     notifier.install(mcp)
     if on_first_listing is not None:
-        mcp.add_middleware(FirstListing(on_first_listing))
+        FirstListing(mcp, on_first_listing)
     audit = HostCallAudit(engine) if engine is not None else None
     host_calls = HostCalls(gateway, audit, settings.host_calls)
 
